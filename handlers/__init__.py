@@ -1,0 +1,1 @@
+"""Conversation flows customers have with the Zalo OA and the Facebook Page, one router per flow."""

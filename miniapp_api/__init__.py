@@ -1,0 +1,1 @@
+"""The REST API behind the brand's Zalo Mini App (``/api/miniapp/v1``)."""

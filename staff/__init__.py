@@ -1,0 +1,1 @@
+"""The in-store staff console: QR issuing, customer look-up, orders at the counter, redemption."""

@@ -1,0 +1,1 @@
+"""The only package that talks to MongoDB and Redis: clients, indexes, and the domain's repositories."""

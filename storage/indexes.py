@@ -1,0 +1,88 @@
+"""The indexes of every collection, declared in one place and created idempotently at start-up.
+
+Each package that owns a collection adds its :class:`IndexSpec` entries to :data:`INDEXES`. Creating an
+index that already exists with the same definition is a no-op; when a definition changed (the name is
+the same, the keys or options differ) the old index is dropped and the new one built, with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from pymongo import IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure
+
+from storage.clients import Document
+
+log = logging.getLogger("loyalty.storage.indexes")
+
+# IndexOptionsConflict, IndexKeySpecsConflict: same name, different definition.
+_CONFLICT_CODES: Final = frozenset({85, 86})
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSpec:
+    """One index: the collection, the keys in order, a stable name and its options."""
+
+    collection: str
+    keys: tuple[tuple[str, int], ...]
+    name: str
+    unique: bool = False
+    sparse: bool = False
+    partial_filter: Mapping[str, Any] | None = None
+    expire_after_seconds: int | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def model(self) -> IndexModel:
+        kwargs: dict[str, Any] = {"name": self.name, **self.options}
+        if self.unique:
+            kwargs["unique"] = True
+        if self.sparse:
+            kwargs["sparse"] = True
+        if self.partial_filter is not None:
+            kwargs["partialFilterExpression"] = dict(self.partial_filter)
+        if self.expire_after_seconds is not None:
+            kwargs["expireAfterSeconds"] = self.expire_after_seconds
+        return IndexModel(list(self.keys), **kwargs)
+
+
+# The application's indexes. Later modules (customers, ledger, vouchers...) add theirs here.
+INDEXES: tuple[IndexSpec, ...] = (IndexSpec("meta", (("kind", 1),), name="meta_kind"),)
+
+
+async def ensure_indexes(db: AsyncDatabase[Document], specs: Iterable[IndexSpec] = INDEXES) -> int:
+    """Create every index in ``specs``; return how many were (re)built rather than already there."""
+    built = 0
+    for spec in specs:
+        collection = db[spec.collection]
+        existing = await collection.index_information()
+        wanted = spec.model().document
+        current = existing.get(spec.name)
+        if current is not None and _same_definition(current, wanted):
+            continue
+        try:
+            await collection.create_indexes([spec.model()])
+        except OperationFailure as error:
+            if error.code not in _CONFLICT_CODES:
+                raise
+            log.warning("index %s.%s changed definition: rebuilding it", spec.collection, spec.name)
+            await collection.drop_index(spec.name)
+            await collection.create_indexes([spec.model()])
+        built += 1
+    return built
+
+
+def _same_definition(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    keys = [(name, int(direction)) for name, direction in current["key"]]
+    if keys != list(wanted["key"].items()):
+        return False
+    for option in ("unique", "sparse", "partialFilterExpression", "expireAfterSeconds"):
+        if bool(current.get(option)) != bool(wanted.get(option)) or (
+            option in wanted and current.get(option) != wanted[option]
+        ):
+            return False
+    return True

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.cli import EX_CONFIG, build_parser, main
+
+LOYALTY = [sys.executable, "-m", "app.cli"]
+
+
+@pytest.mark.parametrize("command", [[], ["serve"], ["worker"]])
+def test_every_command_has_help(command: list[str]) -> None:
+    result = subprocess.run(
+        [*LOYALTY, *command, "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert result.returncode == 0
+    assert "usage: loyalty" in result.stdout
+
+
+def test_no_command_is_a_usage_error() -> None:
+    with pytest.raises(SystemExit) as caught:
+        build_parser().parse_args([])
+
+    assert caught.value.code == 2
+
+
+def test_an_invalid_setting_exits_78_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("PORT", "not-a-port")
+
+    code = main(["serve"])
+
+    err = capsys.readouterr().err
+    assert code == EX_CONFIG
+    assert err.startswith("loyalty: invalid setting PORT:")
+    assert err.count("\n") == 1
+
+
+def test_a_worker_needs_external_servers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+
+    code = main(["worker"])
+
+    assert code == EX_CONFIG
+    assert "invalid setting MONGODB_URI" in capsys.readouterr().err

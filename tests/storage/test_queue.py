@@ -1,0 +1,149 @@
+"""The durable event queue against the real Redis server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.asyncio import Redis
+
+from storage.clients import create_redis_client
+from storage.queue import DEDUPE_TTL_SECONDS, MALFORMED_KIND, Event, EventQueue, QueueError
+
+
+def _event(n: int, *, dedupe: str | None = None, key: str = "zalo:oa:u1") -> Event:
+    return Event(kind="test.event", key=key, data={"n": n, "text": "điểm"}, dedupe_id=dedupe)
+
+
+async def test_published_events_are_read_in_order_with_their_data(redis: Redis) -> None:
+    queue = EventQueue(redis)
+
+    ids = await queue.publish([_event(1, dedupe="m1"), _event(2, dedupe="m2")])
+    deliveries = await queue.read("c1", block_ms=10)
+
+    assert all(ids)
+    assert [d.entry_id for d in deliveries] == ids
+    assert [d.data for d in deliveries] == [{"n": 1, "text": "điểm"}, {"n": 2, "text": "điểm"}]
+    assert {(d.kind, d.key, d.deliveries) for d in deliveries} == {("test.event", "zalo:oa:u1", 1)}
+
+
+async def test_a_repeated_event_id_is_queued_once(redis: Redis) -> None:
+    queue = EventQueue(redis)
+
+    first = await queue.publish([_event(1, dedupe="m1")])
+    again = await queue.publish([_event(1, dedupe="m1"), _event(1, dedupe="m1")])
+
+    assert first[0] is not None
+    assert again == [None, None]
+    assert await queue.backlog() == 1
+
+
+async def test_the_dedupe_key_lives_a_day(redis: Redis) -> None:
+    queue = EventQueue(redis)
+
+    await queue.publish([_event(1, dedupe="m1")])
+
+    ttl = await redis.ttl("dedupe:events:inbound:m1")
+    assert DEDUPE_TTL_SECONDS - 5 <= ttl <= DEDUPE_TTL_SECONDS
+
+
+async def test_events_without_a_dedupe_id_are_all_queued(redis: Redis) -> None:
+    queue = EventQueue(redis)
+
+    ids = await queue.publish([_event(1), _event(1)])
+
+    assert all(ids)
+    assert await queue.backlog() == 2
+
+
+async def test_concurrent_deliveries_of_one_event_queue_it_once(redis: Redis) -> None:
+    # given a platform retrying one event 50 times at once
+    queue = EventQueue(redis)
+
+    results = await asyncio.gather(*(queue.publish([_event(1, dedupe="same")]) for _ in range(50)))
+
+    # then exactly one delivery was queued
+    assert sum(1 for (entry,) in results if entry) == 1
+    assert await queue.backlog() == 1
+
+
+async def test_a_failed_append_leaves_no_dedupe_key(redis: Redis) -> None:
+    # given a stream key that cannot take XADD (wrong type)
+    queue = EventQueue(redis, stream="broken")
+    await redis.set("broken", "not a stream")
+
+    with pytest.raises(QueueError):
+        await queue.publish([_event(1, dedupe="m1")])
+
+    # then the platform's retry is not mistaken for a duplicate once the stream works again
+    assert await redis.exists("dedupe:broken:m1") == 0
+    await redis.delete("broken")
+    assert (await queue.publish([_event(1, dedupe="m1")]))[0] is not None
+
+
+async def test_publishing_to_an_unreachable_redis_is_a_queue_error() -> None:
+    client = create_redis_client("redis://127.0.0.1:1/0", timeout=0.5)
+    try:
+        with pytest.raises(QueueError):
+            await EventQueue(client).publish([_event(1, dedupe="m1")])
+    finally:
+        await client.aclose()
+
+
+async def test_ack_removes_the_event_from_the_backlog(redis: Redis) -> None:
+    queue = EventQueue(redis)
+    await queue.publish([_event(1), _event(2)])
+    first, second = await queue.read("c1", block_ms=10)
+
+    await queue.ack(first.entry_id)
+
+    assert await queue.backlog() == 1
+    assert await redis.xpending(queue.stream, queue.group) == {
+        "pending": 1,
+        "min": second.entry_id,
+        "max": second.entry_id,
+        "consumers": [{"name": "c1", "pending": 1}],
+    }
+
+
+async def test_an_unacknowledged_event_is_claimed_by_another_consumer(redis: Redis) -> None:
+    # given consumer c1 read an event and died without acknowledging it
+    queue = EventQueue(redis)
+    await queue.publish([_event(1)])
+    (lost,) = await queue.read("c1", block_ms=10)
+
+    # when c2 looks for stalled events
+    await asyncio.sleep(0.05)
+    claimed = await queue.claim_stale("c2", min_idle_ms=20)
+
+    # then it gets it, marked as a second delivery
+    assert [(d.entry_id, d.data, d.deliveries) for d in claimed] == [
+        (lost.entry_id, {"n": 1, "text": "điểm"}, 2)
+    ]
+    # and nothing is claimed while the new owner is still within the idle time
+    assert await queue.claim_stale("c3", min_idle_ms=60_000) == []
+
+
+async def test_dead_letter_keeps_the_event_and_its_error(redis: Redis) -> None:
+    queue = EventQueue(redis)
+    await queue.publish([_event(7)])
+    (delivery,) = await queue.read("c1", block_ms=10)
+
+    await queue.dead_letter(delivery, "ValueError: bad payload")
+
+    assert await queue.backlog() == 0
+    (dead,) = await queue.dead_letters()
+    assert dead["kind"] == "test.event"
+    assert dead["error"] == "ValueError: bad payload"
+    assert dead["source_id"] == delivery.entry_id
+    assert dead["data"] == '{"n":7,"text":"điểm"}'
+
+
+async def test_an_entry_not_written_by_publish_is_handed_over_as_malformed(redis: Redis) -> None:
+    queue = EventQueue(redis)
+    await queue.ensure_group()
+    await redis.xadd(queue.stream, {"kind": "test.event", "data": "{not json"})
+
+    (delivery,) = await queue.read("c1", block_ms=10)
+
+    assert delivery.kind == MALFORMED_KIND
