@@ -102,23 +102,30 @@ class Worker:
         await self._leave_group()
 
     async def process(self, deliveries: list[Delivery]) -> None:
-        """Handle a batch: same-key events in order, different keys concurrently."""
+        """Handle a batch: same-key events in order, different keys concurrently.
+
+        The events that were handled are acknowledged together, in one round trip, once the whole
+        batch is done: a crash before that only means they are delivered again.
+        """
         if not deliveries:
             return
         lanes: dict[str, list[Delivery]] = {}
         for delivery in deliveries:
             lanes.setdefault(delivery.key, []).append(delivery)
-        await asyncio.gather(*(self._lane(lane) for lane in lanes.values()))
+        results = await asyncio.gather(*(self._lane(lane) for lane in lanes.values()))
+        done = [entry_id for lane_done in results for entry_id in lane_done]
+        await self.queue.ack(*done)
+        self.stats.handled += len(done)
 
-    async def _lane(self, lane: list[Delivery]) -> None:
-        for delivery in lane:
-            await self._handle(delivery)
+    async def _lane(self, lane: list[Delivery]) -> list[str]:
+        return [delivery.entry_id for delivery in lane if await self._handle(delivery)]
 
-    async def _handle(self, delivery: Delivery) -> None:
+    async def _handle(self, delivery: Delivery) -> bool:
+        """Run the event's handler; True when it is done with (to be acknowledged)."""
         handler = self.handlers.get(delivery.kind)
         if handler is None:
             await self._dead_letter(delivery, f"no handler for event kind {delivery.kind!r}")
-            return
+            return False
         try:
             await handler(delivery)
         except Exception as error:
@@ -133,9 +140,8 @@ class Worker:
             if delivery.deliveries >= self.max_deliveries:
                 await self._dead_letter(delivery, f"{type(error).__name__}: {error}")
             # otherwise it stays pending, and is retried once it has been idle for claim_idle_ms
-            return
-        await self.queue.ack(delivery.entry_id)
-        self.stats.handled += 1
+            return False
+        return True
 
     async def _dead_letter(self, delivery: Delivery, error: str) -> None:
         await self.queue.dead_letter(delivery, error)
