@@ -24,7 +24,7 @@ from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
 from app.embedded import EmbeddedServerError
-from app.factory import create_app
+from app.factory import QuietProbesAccessLogger, create_app
 from app.logs import configure_logging
 from app.runtime import storage_servers
 from app.settings import Settings, SettingsError, load_settings
@@ -101,7 +101,14 @@ def _serve(settings: Settings) -> int:
         log.info("listening on http://%s:%d (public URL %s)", settings.host, settings.port, settings.base_url)
         # run_app turns SIGINT and SIGTERM into a graceful shutdown: the app's cleanup contexts close
         # the clients, then leaving this block stops the embedded servers.
-        web.run_app(app, host=settings.host, port=settings.port, print=None, handle_signals=True)
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            print=None,
+            handle_signals=True,
+            access_log_class=QuietProbesAccessLogger,
+        )
     log.info("stopped")
     return EX_OK
 

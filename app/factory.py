@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from aiohttp.web_log import AccessLogger
 
 from app import keys
 from app.middlewares import MAX_BODY_BYTES, error_middleware, request_id_middleware
@@ -82,3 +83,14 @@ async def readyz(request: web.Request) -> web.Response:
         "checks": {check.name: check.as_dict() for check in checks},
     }
     return web.json_response(body, status=200 if ready else 503)
+
+
+class QuietProbesAccessLogger(AccessLogger):
+    """The access log, minus successful health probes (an orchestrator sends one every few seconds)."""
+
+    PROBES = frozenset({"/healthz", "/readyz"})
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if response.status < 400 and request.path in self.PROBES:
+            return
+        super().log(request, response, time)

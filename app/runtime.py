@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Iterator
-from urllib.parse import urlsplit
+from typing import Final
 
 from pydantic import SecretStr
 
@@ -62,10 +63,13 @@ def describe(configured: Settings, effective: Settings) -> str:
     return f"MongoDB {mongo_kind}; Redis {redis_kind}"
 
 
+_URL: Final = re.compile(r"^(?P<scheme>[a-z+]+)://(?:[^@/]*@)?(?P<hosts>[^/?]*)(?P<path>/[^?]*)?")
+
+
 def _where(url: str) -> str:
-    """``scheme://host:port/path`` of a URL, without user, password or query."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    path = parts.path if parts.path not in ("", "/") else ""
-    return f"{parts.scheme}://{host}{port}{path}"
+    """``scheme://hosts/path`` of a URL, without user, password or query (multi-host URIs too)."""
+    match = _URL.match(url)
+    if match is None:
+        return "(unparsable URL)"
+    path = match["path"] if match["path"] not in (None, "", "/") else ""
+    return f"{match['scheme']}://{match['hosts']}{path}"

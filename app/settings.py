@@ -8,15 +8,20 @@ line naming the setting, which the CLI prints before exiting with ``EX_CONFIG``.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
 MIN_SECRET_KEY_LENGTH = 32
+
+_URL_SETTINGS: Final = frozenset({"mongodb_uri", "redis_url"})
+# the password of scheme://user:password@host..., also for multi-host MongoDB URIs
+_URL_PASSWORD: Final = re.compile(r"^[a-z+]+://[^:@/]*:([^@/]+)@")
 
 LogFormat = Literal["text", "json"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -169,11 +174,19 @@ class Settings(BaseSettings):
         return self.redis_url is None
 
     def secret_values(self) -> list[str]:
-        """Every secret that is set, for the log redaction filter."""
+        """Every secret that is set, for the log redaction filter.
+
+        For the server URLs only the password is secret: hosts and ports may be logged, and must be,
+        for an operator to see which server is in use.
+        """
         values: list[str] = []
         for name in type(self).model_fields:
             value = getattr(self, name)
-            if isinstance(value, SecretStr):
+            if not isinstance(value, SecretStr):
+                continue
+            if name in _URL_SETTINGS:
+                values.extend(_URL_PASSWORD.findall(value.get_secret_value()))
+            else:
                 values.append(value.get_secret_value())
         return values
 

@@ -39,9 +39,9 @@ def test_every_documented_name_is_read_from_the_environment(
         "PUBLIC_BASE_URL": "https://loyalty.example.vn/",
         "DATA_DIR": str(tmp_path / "d"),
         "SECRET_KEY": "k" * 40,
-        "MONGODB_URI": "mongodb://db.internal:27017/?replicaSet=rs0",
+        "MONGODB_URI": "mongodb://loyalty:mongo-pass@db1.internal:27017,db2.internal:27017/?replicaSet=rs0",
         "MONGODB_DB": "brand",
-        "REDIS_URL": "redis://cache.internal:6379/2",
+        "REDIS_URL": "redis://cache.internal:6379/2",  # no password: nothing of it is secret
         "PROGRAM_FILE": str(program),
         "LOG_FORMAT": "JSON",
         "LOG_LEVEL": "debug",
@@ -84,8 +84,7 @@ def test_every_documented_name_is_read_from_the_environment(
     assert sorted(settings.secret_values()) == sorted(
         [
             "k" * 40,
-            "mongodb://db.internal:27017/?replicaSet=rs0",
-            "redis://cache.internal:6379/2",
+            "mongo-pass",
             "zalo-app-secret",
             "zalo-oa-secret",
             "zalo-access",
