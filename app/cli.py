@@ -8,13 +8,16 @@ Exit codes (from ``sysexits.h``, so service managers and scripts can tell failur
 69    a server is unavailable: MongoDB or Redis cannot be reached or started, the port is taken
 70    an unexpected internal error (a bug: the traceback is logged)
 78    invalid configuration: one line names the setting
+130   interrupted (Ctrl-C) while still starting up
 ====  ==========================================================================================
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Final
@@ -36,6 +39,7 @@ EX_USAGE: Final = 2
 EX_UNAVAILABLE: Final = 69
 EX_SOFTWARE: Final = 70
 EX_CONFIG: Final = 78
+EX_INTERRUPTED: Final = 130  # 128 + SIGINT, as shells report it
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,36 +85,61 @@ def main(argv: Sequence[str] | None = None) -> int:
     run: Callable[[Settings], int] = args.run
     try:
         return run(settings)
-    except EmbeddedServerError as error:
+    except KeyboardInterrupt:  # Ctrl-C while starting, before the graceful handlers are installed
+        log.info("interrupted while starting")
+        return EX_INTERRUPTED
+    except Exception as error:  # noqa: BLE001 - every failure becomes a logged line and an exit code
+        return _failure(error)
+
+
+def _failure(error: Exception) -> int:
+    """Log why the command failed (a traceback only for bugs) and choose its exit code."""
+    if isinstance(error, EmbeddedServerError):
         log.error("%s", error)
-        return EX_UNAVAILABLE
-    except (PyMongoError, RedisError, ConnectionError) as error:
+    elif isinstance(error, PyMongoError | RedisError | ConnectionError):
         log.error("a storage server is unavailable: %s: %s", type(error).__name__, error)
-        return EX_UNAVAILABLE
-    except OSError as error:
+    elif isinstance(error, OSError):
         log.error("cannot start: %s", error)
-        return EX_UNAVAILABLE
-    except Exception:
-        log.exception("unexpected error")
+    else:
+        log.error("unexpected error", exc_info=error)
         return EX_SOFTWARE
+    return EX_UNAVAILABLE
 
 
 def _serve(settings: Settings) -> int:
     with storage_servers(settings) as effective:
-        app = create_app(effective)
-        log.info("listening on http://%s:%d (public URL %s)", settings.host, settings.port, settings.base_url)
-        # run_app turns SIGINT and SIGTERM into a graceful shutdown: the app's cleanup contexts close
-        # the clients, then leaving this block stops the embedded servers.
-        web.run_app(
-            app,
-            host=settings.host,
-            port=settings.port,
-            print=None,
-            handle_signals=True,
-            access_log_class=QuietProbesAccessLogger,
-        )
+        asyncio.run(_serve_app(create_app(effective), settings))
+    # leaving the block above stopped the embedded servers, after the app let go of them
     log.info("stopped")
     return EX_OK
+
+
+async def _serve_app(app: web.Application, settings: Settings) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down gracefully.
+
+    A repeated signal during shutdown (an impatient second Ctrl-C) is acknowledged, not obeyed: the
+    shutdown it would cut short is the one that closes clients and stops the servers cleanly.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            log.warning("%s again: still stopping, finishing in-flight work", signal.Signals(signum).name)
+            return
+        log.info("%s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+    runner = web.AppRunner(app, handle_signals=False, access_log_class=QuietProbesAccessLogger)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        log.info("listening on http://%s:%d (public URL %s)", settings.host, settings.port, settings.base_url)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
 
 
 def _worker(settings: Settings) -> int:

@@ -149,6 +149,22 @@ def test_serve_is_ready_stops_on_ctrl_c_and_keeps_its_data(data_dir: Path) -> No
     assert wait_until_gone(data_dir, within=10) == []
 
 
+def test_an_impatient_second_ctrl_c_does_not_cut_the_shutdown_short(data_dir: Path) -> None:
+    serve = Serve(data_dir, free_port())
+    serve.wait_ready()
+
+    # when Ctrl-C is pressed twice in quick succession
+    os.killpg(serve.process.pid, signal.SIGINT)
+    time.sleep(0.05)
+    os.killpg(serve.process.pid, signal.SIGINT)
+
+    # then the shutdown still completes cleanly
+    assert serve.wait() == 0
+    assert "SIGINT again: still stopping" in serve.output()
+    assert serve.output().rstrip().endswith("loyalty.cli: stopped")
+    assert wait_until_gone(data_dir, within=10) == []
+
+
 def test_sigkill_of_serve_leaves_no_orphan_servers(data_dir: Path) -> None:
     serve = Serve(data_dir, free_port())
     serve.wait_ready()
