@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test unit lint fmt bench clean
+.PHONY: help run test unit lint fmt bench clean browser
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
@@ -36,8 +36,17 @@ lint: $(VENV)/.installed-dev ## ruff, mypy (strict) and the import-linter archit
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-unit: $(VENV)/.installed-dev ## the test suite only (PYTEST_ARGS="-k name" to pick)
+unit: $(VENV)/.installed-dev browser ## the test suite only (PYTEST_ARGS="-k name" to pick)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The web emulator's test drives a real headless Chromium: Debian's package (Playwright's own browser
+# download is not used). Installed here when missing and we may; CHROMIUM=/path names another binary.
+browser:
+	@if [ -n "$$CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium for the browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	else echo "the browser test needs Chromium: sudo apt-get install chromium (or set CHROMIUM=/path/to/chromium)"; exit 1; fi
 
 test: lint unit ## set up, lint and run the whole test suite against real servers
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import signal
 import sys
@@ -26,11 +27,15 @@ from aiohttp import web
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
+from app.chat import CHAT_UPDATE, build_dispatcher, chat_update_handler
 from app.embedded import EmbeddedServerError
 from app.factory import QuietProbesAccessLogger, create_app
 from app.logs import configure_logging
+from app.resources import open_resources
 from app.runtime import storage_servers
 from app.settings import Settings, SettingsError, load_settings
+from app.worker import Worker
+from loyalty.clock import SystemClock
 
 log = logging.getLogger("loyalty.cli")
 
@@ -70,6 +75,19 @@ def build_parser() -> argparse.ArgumentParser:
         "MONGODB_URI and REDIS_URL must be set (the embedded servers belong to `loyalty serve`).",
     )
     worker.set_defaults(run=_worker)
+
+    chat = commands.add_parser(
+        "chat",
+        help="chat with the bot from this terminal (needs a running `loyalty serve`)",
+        description="A terminal chat with the bot through the emulator of a running service: what you type "
+        "takes the same queue and worker as real webhooks. Buttons are numbered: type the number to press "
+        "one. /follow, /unfollow, /share-phone 0912345678, /scan <ref>, /image, /location simulate platform "
+        "events; /quit or Ctrl-D leaves.",
+    )
+    chat.add_argument("--channel", choices=("zalo", "messenger"), default="zalo", help="platform to emulate")
+    chat.add_argument("--user", help="user id to chat as (default: a new one)")
+    chat.add_argument("--url", help="the service's base URL (default: PUBLIC_BASE_URL, or http://HOST:PORT)")
+    chat.set_defaults(run=_chat)
     return parser
 
 
@@ -82,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"loyalty: {error}", file=sys.stderr)  # noqa: T201 - before logging exists
         return EX_CONFIG
     configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secret_values())
-    run: Callable[[Settings], int] = args.run
+    run: Callable[[Settings], int] = functools.partial(args.run, args=args) if args.run is _chat else args.run
     try:
         return run(settings)
     except KeyboardInterrupt:  # Ctrl-C while starting, before the graceful handlers are installed
@@ -142,6 +160,12 @@ async def _serve_app(app: web.Application, settings: Settings) -> None:
         await runner.cleanup()
 
 
+def _chat(settings: Settings, *, args: argparse.Namespace) -> int:
+    from app.chat_cli import run_chat  # noqa: PLC0415 - only this command needs it
+
+    return asyncio.run(run_chat(args.url or settings.base_url, user_id=args.user, flavor=args.channel))
+
+
 def _worker(settings: Settings) -> int:
     missing = [
         name
@@ -155,9 +179,23 @@ def _worker(settings: Settings) -> int:
             file=sys.stderr,
         )
         return EX_CONFIG
-    from app.worker import run_worker  # noqa: PLC0415 - keep `loyalty serve` start-up lean
+    return asyncio.run(_worker_main(settings))
 
-    return run_worker(settings)
+
+async def _worker_main(settings: Settings) -> int:
+    """``loyalty worker``: consume until SIGINT or SIGTERM, then finish the batch in hand and exit 0."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with open_resources(settings, SystemClock(), role="worker") as resources:
+        dispatcher = build_dispatcher(resources)
+        await dispatcher.emit_startup()
+        worker = Worker(resources.queue, {CHAT_UPDATE: chat_update_handler(dispatcher)})
+        await worker.run(stop)
+        await dispatcher.emit_shutdown()
+    log.info("worker stopped: %s", worker.stats)
+    return EX_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,16 +12,22 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
+import aiohttp_jinja2
+import jinja2
 from aiohttp import web
 from aiohttp.web_log import AccessLogger
 
 from app import keys
+from app.chat import CHAT_UPDATE, QueuedUpdates, build_dispatcher, chat_update_handler
 from app.middlewares import MAX_BODY_BYTES, error_middleware, request_id_middleware
+from app.paths import ASSETS_DIR, TEMPLATES_DIR
 from app.resources import open_resources
 from app.settings import Settings
-from app.worker import Worker, event_handlers
+from app.worker import Worker
+from bot.channels.emulator import EmulatorOutbox
 from loyalty.clock import Clock, SystemClock
 from storage.health import check_mongo, check_redis
+from webhooks import emulator
 
 log = logging.getLogger("loyalty.app")
 
@@ -42,8 +48,20 @@ def create_app(settings: Settings, *, clock: Clock | None = None, worker: bool =
     app.cleanup_ctx.append(_resources_ctx)
     if worker:
         app.cleanup_ctx.append(_worker_ctx)
+    template_dirs = [str(d) for d in (settings.templates_dir, TEMPLATES_DIR) if d is not None]
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(template_dirs),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+    )
+    app[aiohttp_jinja2.static_root_key] = "/static"
     app.router.add_get("/healthz", healthz, allow_head=True)
     app.router.add_get("/readyz", readyz, allow_head=True)
+    app.router.add_static("/static/", ASSETS_DIR, name="static", append_version=True)
+    if settings.emulator_on:
+        emulator.register(app)
+        log.info("chat emulator on at %s/emulator (EMULATOR_ENABLED=false turns it off)", settings.base_url)
     return app
 
 
@@ -53,17 +71,24 @@ async def _resources_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.MONGO_DB] = resources.db
         app[keys.REDIS] = resources.redis
         app[keys.QUEUE] = resources.queue
+        app[keys.RESOURCES] = resources
+        app[emulator.SINK] = QueuedUpdates(resources.queue)
+        app[emulator.OUTBOX] = EmulatorOutbox(resources.redis)
         yield
 
 
 async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
-    worker = Worker(app[keys.QUEUE], event_handlers())
+    dispatcher = build_dispatcher(app[keys.RESOURCES])
+    await dispatcher.emit_startup()
+    worker = Worker(app[keys.QUEUE], {CHAT_UPDATE: chat_update_handler(dispatcher)})
+    app[keys.DISPATCHER] = dispatcher
     app[keys.WORKER] = worker
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop), name="in-process-worker")
     yield
     stop.set()
     await task
+    await dispatcher.emit_shutdown()
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -14,7 +14,9 @@ from storage.clients import Document, MongoClient
 from storage.queue import EventQueue
 
 if TYPE_CHECKING:
+    from app.resources import Resources  # noqa: F401 - named by the RESOURCES key below
     from app.worker import Worker  # noqa: F401 - named by the WORKER key below
+    from bot import Dispatcher  # noqa: F401 - named by the DISPATCHER key below
 
 SETTINGS: Final = web.AppKey("settings", Settings)
 CLOCK: Final = web.AppKey("clock", Clock)
@@ -23,3 +25,5 @@ MONGO_DB: Final = web.AppKey("mongo_db", AsyncDatabase[Document])
 REDIS: Final = web.AppKey("redis", Redis)
 QUEUE: Final = web.AppKey("queue", EventQueue)
 WORKER: Final = web.AppKey["Worker"]("worker")
+RESOURCES: Final = web.AppKey["Resources"]("resources")
+DISPATCHER: Final = web.AppKey["Dispatcher"]("dispatcher")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from typing import Final
+from typing import Any, Final
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -40,10 +40,12 @@ _CODES: Final = {
 
 
 def error_response(
-    status: int, code: str, message: str, *, headers: dict[str, str] | None = None
+    status: int, code: str, message: str, *, headers: dict[str, str] | None = None, details: Any = None
 ) -> web.Response:
-    body = {"error": {"code": code, "message": message, "request_id": request_id_var.get()}}
-    return web.json_response(body, status=status, headers=headers)
+    error: dict[str, Any] = {"code": code, "message": message, "request_id": request_id_var.get()}
+    if details is not None:
+        error["details"] = details
+    return web.json_response({"error": error}, status=status, headers=headers)
 
 
 @web.middleware
@@ -73,11 +75,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise  # redirects and the like pass through
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
-        code = _CODES.get(exc.status, "http_error")
+        # entry points raise errors carrying their own stable code and details (webhooks.common.ApiError)
+        code = getattr(exc, "error_code", None) or _CODES.get(exc.status, "http_error")
         message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
         if exc.status == 413:
             message = f"request body too large (limit {MAX_BODY_BYTES} bytes)"
-        return error_response(exc.status, code, message, headers=headers)
+        return error_response(
+            exc.status, code, message, headers=headers, details=getattr(exc, "details", None)
+        )
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", "internal server error")

@@ -68,6 +68,13 @@ class Settings(BaseSettings):
 
     # ----------------------------------------------------------------- program
     program_file: Path | None = None
+    brand_name: str = Field(default="Demo Café", min_length=1, max_length=80)
+    # A directory of the brand's own templates (e.g. messages/vi/welcome.j2), searched before the
+    # bundled ones, so copy can be edited without touching the code.
+    templates_dir: Path | None = None
+    # The chat emulator (/emulator, `loyalty chat`). Unset: on while no Zalo OA or Facebook Page is
+    # configured (a demo or a development setup), off once a real channel is.
+    emulator_enabled: bool | None = None
 
     # ----------------------------------------------------------------- Zalo
     zalo_app_id: str | None = None
@@ -106,6 +113,8 @@ class Settings(BaseSettings):
         "mongodb_uri",
         "redis_url",
         "program_file",
+        "templates_dir",
+        "emulator_enabled",
         "zalo_app_id",
         "zalo_app_secret",
         "zalo_oa_id",
@@ -156,6 +165,13 @@ class Settings(BaseSettings):
             raise ValueError(f"file not found: {value}")
         return value
 
+    @field_validator("templates_dir")
+    @classmethod
+    def _templates_exist(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"directory not found: {value}")
+        return value
+
     # ----------------------------------------------------------------- derived
     @property
     def base_url(self) -> str:
@@ -164,6 +180,12 @@ class Settings(BaseSettings):
             return str(self.public_base_url).rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
         return f"http://{host}:{self.port}"
+
+    @property
+    def emulator_on(self) -> bool:
+        if self.emulator_enabled is not None:
+            return self.emulator_enabled
+        return self.zalo_oa_id is None and self.facebook_page_id is None
 
     @property
     def embedded_mongo(self) -> bool:

@@ -19,15 +19,11 @@ import contextlib
 import logging
 import os
 import secrets
-import signal
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from app.resources import open_resources
-from app.settings import Settings
-from loyalty.clock import SystemClock
 from storage.queue import Delivery, EventQueue
 
 log = logging.getLogger("loyalty.worker")
@@ -162,29 +158,3 @@ class Worker:
             )
             if not pending:
                 await self.queue.redis.xgroup_delconsumer(self.queue.stream, self.queue.group, self.consumer)
-
-
-def event_handlers() -> dict[str, EventHandler]:
-    """The registry of event kinds this deployment handles.
-
-    The chat update kind is registered by the bot framework when it lands; until then the queue has
-    no producers, and anything that does arrive is dead-lettered with a clear reason.
-    """
-    return {}
-
-
-def run_worker(settings: Settings) -> int:
-    """``loyalty worker``: consume until SIGINT or SIGTERM, then finish the batch in hand and exit 0."""
-    return asyncio.run(_worker_main(settings))
-
-
-async def _worker_main(settings: Settings) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    async with open_resources(settings, SystemClock(), role="worker") as resources:
-        worker = Worker(resources.queue, event_handlers())
-        await worker.run(stop)
-    log.info("worker stopped: %s", worker.stats)
-    return 0

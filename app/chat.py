@@ -1,0 +1,80 @@
+"""Chat wiring: updates into the queue, and the worker's handler that feeds them to the dispatcher."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Final
+
+from pymongo.errors import ConnectionFailure
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from app.paths import MESSAGES_DIR
+from app.resources import Resources
+from app.worker import EventHandler
+from bot import UPDATE_ADAPTER, Dispatcher
+from bot.channels.emulator import EmulatorChannel, EmulatorOutbox
+from bot.fsm.redis import RedisIsolation, RedisStorage
+from bot.i18n import Messages
+from bot.types import BaseUpdate, Channel
+from handlers import build_router
+from storage.queue import Delivery, Event, EventQueue
+
+log = logging.getLogger("loyalty.chat")
+
+CHAT_UPDATE: Final = "chat.update"
+
+# Failures worth retrying later (the event stays pending and is delivered again); anything else is a
+# bug or bad data, already logged by the dispatcher, and retrying would only repeat it.
+TRANSIENT: Final = (ConnectionError, TimeoutError, ConnectionFailure, RedisConnectionError, RedisTimeoutError)
+
+
+class QueuedUpdates:
+    """The :class:`~bot.sink.UpdateSink` of this app: chat updates as ``chat.update`` queue events.
+
+    The dedupe id is the platform's event id within its channel and account; the ordering key is the
+    user, so one user's updates are handled in order.
+    """
+
+    def __init__(self, queue: EventQueue) -> None:
+        self.queue = queue
+
+    async def publish(self, updates: Sequence[BaseUpdate]) -> list[bool]:
+        events = [
+            Event(
+                kind=CHAT_UPDATE,
+                key=":".join(update.user_key),
+                data=update.model_dump(mode="json"),
+                dedupe_id=f"{update.channel.value}:{update.account_id}:{update.event_id}",
+            )
+            for update in updates
+        ]
+        return [entry is not None for entry in await self.queue.publish(events)]
+
+
+def build_dispatcher(resources: Resources) -> Dispatcher:
+    settings = resources.settings
+    directories = [
+        d for d in (settings.templates_dir and settings.templates_dir / "messages", MESSAGES_DIR) if d
+    ]
+    dispatcher = Dispatcher(
+        storage=RedisStorage(resources.redis),
+        isolation=RedisIsolation(resources.redis),
+        channels={Channel.EMULATOR.value: EmulatorChannel(EmulatorOutbox(resources.redis))},
+        services={"copy": Messages(directories), "brand": settings.brand_name, "clock": resources.clock},
+    )
+    dispatcher.include_router(build_router())
+    return dispatcher
+
+
+def chat_update_handler(dispatcher: Dispatcher) -> EventHandler:
+    async def handle(delivery: Delivery) -> None:
+        update = UPDATE_ADAPTER.validate_python(delivery.data)
+        result = await dispatcher.feed_update(update)
+        if result.error is not None and isinstance(result.error, TRANSIENT):
+            raise result.error  # keep it pending: the worker delivers it again later
+        if not result.handled and result.error is None:
+            log.info("update %s (%s) matched no handler", update.event_id, update.kind.value)
+
+    return handle

@@ -1,0 +1,78 @@
+"""The per-update dispatch context, and the ``reply`` sender handlers get."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from bot.channels.base import Recipient
+from bot.fsm.context import FSMContext
+from bot.fsm.storage import StorageKey
+from bot.replies import Reply, Text, as_reply
+
+if TYPE_CHECKING:
+    from bot.dispatcher import Dispatcher
+    from bot.types import BaseUpdate
+
+_UNSET: Any = object()
+
+
+class Sender:
+    """Sends replies to the user an update came from: ``await reply("Xin chào!")``,
+    ``await reply(Text(...), Buttons(...))``. Replies of one call are delivered in order."""
+
+    __slots__ = ("_dispatcher", "_update", "sent")
+
+    def __init__(self, dispatcher: Dispatcher, update: BaseUpdate) -> None:
+        self._dispatcher = dispatcher
+        self._update = update
+        self.sent = 0
+
+    async def __call__(self, *replies: Reply | str) -> None:
+        if not replies:
+            return
+        update = self._update
+        client = self._dispatcher.channel_client(update.channel.value)
+        recipient = Recipient(update.channel.value, update.account_id, update.user_id)
+        await client.send(recipient, [as_reply(r) for r in replies], in_reply_to=update)
+        self.sent += len(replies)
+
+    async def text(self, text: str) -> None:
+        await self(Text(text))
+
+
+class Context:
+    """Everything known about one update while it is dispatched. Handlers may ask for it as ``ctx``."""
+
+    __slots__ = ("_fsm", "_raw_state", "_reply", "data", "dispatcher", "extras", "key", "update")
+
+    def __init__(self, dispatcher: Dispatcher, update: BaseUpdate, key: StorageKey) -> None:
+        self.dispatcher = dispatcher
+        self.update = update
+        self.key = key
+        self.extras: dict[str, Any] | None = None  # what the matching filters returned
+        self.data: dict[str, Any] = {}  # what middlewares added
+        self._raw_state: Any = _UNSET
+        self._fsm: FSMContext | None = None
+        self._reply: Sender | None = None
+
+    async def raw_state(self) -> str | None:
+        """The user's FSM state, read from storage once per update (kept in step by ``state.set_state``)."""
+        if self._raw_state is _UNSET:
+            self._raw_state = await self.dispatcher.storage.get_state(self.key)
+        state: str | None = self._raw_state
+        return state
+
+    def _state_changed(self, state: str | None) -> None:
+        self._raw_state = state
+
+    @property
+    def fsm(self) -> FSMContext:
+        if self._fsm is None:
+            self._fsm = FSMContext(self.dispatcher.storage, self.key, self._state_changed)
+        return self._fsm
+
+    @property
+    def reply(self) -> Sender:
+        if self._reply is None:
+            self._reply = Sender(self.dispatcher, self.update)
+        return self._reply
