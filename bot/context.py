@@ -43,7 +43,7 @@ class Sender:
 class Context:
     """Everything known about one update while it is dispatched. Handlers may ask for it as ``ctx``."""
 
-    __slots__ = ("_fsm", "_raw_state", "_reply", "data", "dispatcher", "extras", "key", "update")
+    __slots__ = ("_fsm", "_raw_state", "_reply", "data", "dispatcher", "extras", "handler", "key", "update")
 
     def __init__(self, dispatcher: Dispatcher, update: BaseUpdate, key: StorageKey) -> None:
         self.dispatcher = dispatcher
@@ -51,6 +51,7 @@ class Context:
         self.key = key
         self.extras: dict[str, Any] | None = None  # what the matching filters returned
         self.data: dict[str, Any] = {}  # what middlewares added
+        self.handler: str | None = None  # the handler that took the update
         self._raw_state: Any = _UNSET
         self._fsm: FSMContext | None = None
         self._reply: Sender | None = None

@@ -137,7 +137,10 @@ class Dispatcher(Router):
 
     def available_names(self, handler: HandlerObject) -> frozenset[str]:
         names = (
-            BUILTIN_NAMES | self.services.keys() | handler.provided_by_filters() | self._middleware_names()
+            BUILTIN_NAMES
+            | self.services.keys()
+            | handler.provided_by_filters()
+            | self._middleware_names(handler)
         )
         return names | {"error"} if handler.observer == ERRORS else names
 
@@ -168,13 +171,15 @@ class Dispatcher(Router):
                     f"available: {', '.join(sorted(available))}"
                 )
 
-    def _middleware_names(self) -> frozenset[str]:
-        names: set[str] = set()
-        for router in self.walk():
-            observer_middlewares = [m for o in router.observers.values() for m in (*o.inner, *o.outer)]
-            for middleware in [*router.inner, *observer_middlewares, *self._outer_global]:
-                names.update(getattr(middleware, "provides", ()))
-        return frozenset(names)
+    def _middleware_names(self, handler: HandlerObject) -> frozenset[str]:
+        """Names added by the middlewares that run around ``handler``: the dispatcher's outer ones and
+        the inner ones of the handler's router and its ancestors."""
+        middlewares: list[Middleware] = [*self._outer_global, *self.observers[handler.observer].outer]
+        node: Router | None = handler.router
+        while node is not None:
+            middlewares += [*node.inner, *node.observers[handler.observer].inner]
+            node = node.parent
+        return frozenset(name for m in middlewares for name in getattr(m, "provides", ()))
 
     def freeze(self) -> None:
         """Build the dispatch tables. Called automatically before the first update after a change."""
@@ -206,7 +211,15 @@ class Dispatcher(Router):
 
             async def call_any(update: Any, ctx: Context) -> Any:
                 kwargs = {**self.services, **ctx.data, **(ctx.extras or {})}
-                kwargs.update({"update": update, update.kind.value: update, "ctx": ctx})
+                kwargs.update(
+                    {
+                        "update": update,
+                        update.kind.value: update,
+                        "ctx": ctx,
+                        "state": ctx.fsm,
+                        "reply": ctx.reply,
+                    }
+                )
                 for name, getter in getters:
                     kwargs[name] = getter(ctx)
                 for name in base_names:
@@ -241,7 +254,14 @@ class Dispatcher(Router):
         if name in self.services:
             value = self.services[name]
             return lambda ctx: value
-        return lambda ctx: ctx.data.get(name, default)
+
+        # a middleware's value, or a filter's that it did not declare (the parameter has a default)
+        def from_context(ctx: Context) -> Any:
+            if ctx.extras and name in ctx.extras:
+                return ctx.extras[name]
+            return ctx.data.get(name, default)
+
+        return from_context
 
     def outer_middleware(self, middleware: Middleware) -> Middleware:
         """An outer middleware for every update kind."""
@@ -266,11 +286,13 @@ class Dispatcher(Router):
             ctx = Context(self, update, key)
             try:
                 if route.outer is None:
-                    name = await self._propagate(route.entries, update, ctx)
+                    await self._propagate(route.entries, update, ctx)
                 else:
-                    name = await route.outer(update, ctx)
+                    # what an outer middleware returns does not matter: the context knows the handler
+                    await route.outer(update, ctx)
             except Exception as error:  # noqa: BLE001 - a handler error must never kill the worker
                 return await self._on_error(error, update, ctx)
+        name = ctx.handler
         return DispatchResult(handled=name is not None, handler=name)
 
     async def _propagate_from_ctx(self, update: Any, ctx: Context) -> str | None:
@@ -289,6 +311,7 @@ class Dispatcher(Router):
                     extras = result if extras is None else {**extras, **result}
             else:
                 ctx.extras = extras
+                ctx.handler = entry.name
                 await entry.invoke(update, ctx)
                 return entry.name
         return None

@@ -99,7 +99,7 @@ def _magic_result(value: Any) -> FilterResult:
 
 
 class Text(Filter):
-    """Match a message's text (or a postback's payload title), ignoring case, spacing and diacritics.
+    """Match a message's text, ignoring case, spacing and diacritics (postbacks: use :class:`Payload`).
 
     ``Text("điểm")`` matches "diem", "ĐIỂM" and " Điểm ". Give several values for any-of. Modes:
     ``exact`` (default), ``startswith``, ``contains``. Provides ``text`` (the original text).

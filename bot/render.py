@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from bot.replies import Button, Buttons, Card, QuickReplies, Reply, reply_to_json
+from bot.replies import Button, Buttons, Card, QuickReplies, QuickReply, Reply, reply_to_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +46,46 @@ class NumberedOptions:
         return "\n".join(lines)
 
 
+def shorten(title: str, limit: int) -> str:
+    """A button title within ``limit`` characters, cut at a word when possible, with an ellipsis."""
+    if len(title) <= limit:
+        return title
+    cut = title[: limit - 1]
+    if " " in cut[limit // 2 :]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip() + "…"
+
+
+def _short_buttons(buttons: tuple[Button, ...], limit: int) -> tuple[Button, ...]:
+    return tuple(
+        b if len(b.title) <= limit else Button(shorten(b.title, limit), b.payload, b.url, b.phone)
+        for b in buttons
+    )
+
+
 def fit(reply: Reply, limits: ChannelLimits) -> Reply | NumberedOptions:
-    """``reply`` as it can be shown under ``limits``."""
+    """``reply`` as it can be shown under ``limits`` (numbered text keeps full titles)."""
+    fitted = _fit_count(reply, limits)
+    limit = limits.max_button_title
+    titles = [b.title for b in getattr(fitted, "buttons", ())] + [
+        o.title for o in getattr(fitted, "options", ())
+    ]
+    if isinstance(fitted, NumberedOptions) or all(len(title) <= limit for title in titles):
+        return fitted  # unchanged replies come back as the same object
+    if isinstance(fitted, Buttons):
+        return Buttons(fitted.text, _short_buttons(fitted.buttons, limit))
+    if isinstance(fitted, Card):
+        return Card(fitted.title, fitted.subtitle, fitted.image_url, _short_buttons(fitted.buttons, limit))
+    if isinstance(fitted, QuickReplies):
+        options = tuple(
+            o if len(o.title) <= limit else QuickReply(shorten(o.title, limit), o.payload)
+            for o in fitted.options
+        )
+        return QuickReplies(fitted.text, options)
+    return fitted
+
+
+def _fit_count(reply: Reply, limits: ChannelLimits) -> Reply | NumberedOptions:
     if isinstance(reply, Buttons) and len(reply.buttons) > limits.max_buttons:
         return NumberedOptions(reply.text, reply.buttons)
     if isinstance(reply, QuickReplies) and len(reply.options) > limits.max_quick_replies:

@@ -117,6 +117,11 @@ class Observer:
         Only the dispatcher (the root router) has outer middlewares: they see every update, which is what
         they are for (logging, metrics, loading the customer).
         """
+        if self.router.parent is not None:
+            raise RegistrationError(
+                f"router {self.router.name}: outer middlewares belong on the Dispatcher "
+                "(they see every update)"
+            )
         self.outer.append(middleware)
         self.router._changed(None)
         return middleware

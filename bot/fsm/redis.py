@@ -114,7 +114,7 @@ class RedisIsolation(EventIsolation):
             if loop.time() > deadline:
                 raise LockTimeoutError(f"user lock {name} still held after {self.wait:g}s")
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.1)
+            delay = min(delay * 2, 0.02)
         renewal = asyncio.create_task(self._renew(name, token))
         try:
             yield

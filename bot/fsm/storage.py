@@ -20,8 +20,15 @@ class StorageKey:
     user_id: str
 
     def build(self, prefix: str, part: str) -> str:
-        """``prefix:channel:account:user:part``."""
-        return f"{prefix}:{self.channel}:{self.account_id}:{self.user_id}:{part}"
+        """``prefix:channel:account:user:part``, with ``%`` and ``:`` escaped in the ids so that
+        ``("a:b", "c")`` and ``("a", "b:c")`` never share a key."""
+        return f"{prefix}:{_escape(self.channel)}:{_escape(self.account_id)}:{_escape(self.user_id)}:{part}"
+
+
+def _escape(value: str) -> str:
+    if "%" in value or ":" in value:
+        return value.replace("%", "%25").replace(":", "%3A")
+    return value
 
 
 class BaseStorage(abc.ABC):
