@@ -19,7 +19,7 @@ from bot.fsm.redis import RedisIsolation, RedisStorage
 from bot.i18n import Messages
 from bot.types import BaseUpdate, Channel
 from handlers import build_router
-from storage.queue import Delivery, Event, EventQueue
+from storage.queue import CoalescingPublisher, Delivery, Event, EventQueue
 
 log = logging.getLogger("loyalty.chat")
 
@@ -39,6 +39,7 @@ class QueuedUpdates:
 
     def __init__(self, queue: EventQueue) -> None:
         self.queue = queue
+        self.publisher = CoalescingPublisher(queue)
 
     async def publish(self, updates: Sequence[BaseUpdate]) -> list[bool]:
         events = [
@@ -50,7 +51,7 @@ class QueuedUpdates:
             )
             for update in updates
         ]
-        return [entry is not None for entry in await self.queue.publish(events)]
+        return [entry is not None for entry in await self.publisher.publish(events)]
 
 
 def build_dispatcher(resources: Resources) -> Dispatcher:

@@ -27,6 +27,7 @@ from app.worker import Worker
 from bot.channels.emulator import EmulatorOutbox
 from loyalty.clock import Clock, SystemClock
 from storage.health import check_mongo, check_redis
+from webhooks import common as webhook_common
 from webhooks import emulator
 
 log = logging.getLogger("loyalty.app")
@@ -45,6 +46,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, worker: bool =
     )
     app[keys.SETTINGS] = settings
     app[keys.CLOCK] = clock or SystemClock()
+    app[webhook_common.COUNTERS] = webhook_common.Counters()
     app.cleanup_ctx.append(_resources_ctx)
     if worker:
         app.cleanup_ctx.append(_worker_ctx)
@@ -58,6 +60,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, worker: bool =
     app[aiohttp_jinja2.static_root_key] = "/static"
     app.router.add_get("/healthz", healthz, allow_head=True)
     app.router.add_get("/readyz", readyz, allow_head=True)
+    app.router.add_get("/metrics", metrics)
     app.router.add_static("/static/", ASSETS_DIR, name="static", append_version=True)
     if settings.emulator_on:
         emulator.register(app)
@@ -72,7 +75,7 @@ async def _resources_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.REDIS] = resources.redis
         app[keys.QUEUE] = resources.queue
         app[keys.RESOURCES] = resources
-        app[emulator.SINK] = QueuedUpdates(resources.queue)
+        app[webhook_common.SINK] = QueuedUpdates(resources.queue)
         app[emulator.OUTBOX] = EmulatorOutbox(resources.redis)
         yield
 
@@ -108,6 +111,25 @@ async def readyz(request: web.Request) -> web.Response:
         "checks": {check.name: check.as_dict() for check in checks},
     }
     return web.json_response(body, status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text: webhook counters, the queue's backlog and dead letters, this worker's stats."""
+    lines: list[str] = []
+    for (name, labels), value in sorted(request.app[webhook_common.COUNTERS].values.items()):
+        label_text = ",".join(f'{k}="{v}"' for k, v in labels)
+        lines.append(f"loyalty_{name}{{{label_text}}} {value}" if label_text else f"loyalty_{name} {value}")
+    queue = request.app[keys.QUEUE]
+    try:
+        lines.append(f"loyalty_queue_backlog {await queue.backlog()}")
+        lines.append(f"loyalty_queue_dead_letters {await queue.redis.xlen(queue.dead_letter_stream)}")
+    except Exception:  # noqa: BLE001 - metrics never fail because Redis is down; readiness says so
+        lines.append("loyalty_queue_up 0")
+    worker = request.app.get(keys.WORKER)
+    if worker is not None:
+        for field in ("handled", "failed", "dead_lettered", "claimed"):
+            lines.append(f"loyalty_worker_events_{field}_total {getattr(worker.stats, field)}")
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
 
 class QuietProbesAccessLogger(AccessLogger):

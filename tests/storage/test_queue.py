@@ -8,7 +8,14 @@ import pytest
 from redis.asyncio import Redis
 
 from storage.clients import create_redis_client
-from storage.queue import DEDUPE_TTL_SECONDS, MALFORMED_KIND, Event, EventQueue, QueueError
+from storage.queue import (
+    DEDUPE_TTL_SECONDS,
+    MALFORMED_KIND,
+    CoalescingPublisher,
+    Event,
+    EventQueue,
+    QueueError,
+)
 
 
 def _event(n: int, *, dedupe: str | None = None, key: str = "zalo:oa:u1") -> Event:
@@ -147,3 +154,29 @@ async def test_an_entry_not_written_by_publish_is_handed_over_as_malformed(redis
     (delivery,) = await queue.read("c1", block_ms=10)
 
     assert delivery.kind == MALFORMED_KIND
+
+
+async def test_concurrent_publishers_share_round_trips_and_each_gets_its_answer(redis: Redis) -> None:
+    # given 200 webhook requests publishing at once, each its own event, ten of them repeats
+    publisher = CoalescingPublisher(EventQueue(redis), max_batch=64)
+    events = [_event(n, dedupe=f"m{n % 190}") for n in range(200)]
+
+    results = await asyncio.gather(*(publisher.publish([event]) for event in events))
+
+    # then every caller learnt whether its event was new, and far fewer calls than events were made
+    assert sum(1 for (entry,) in results if entry) == 190
+    assert await EventQueue(redis).backlog() == 190
+    assert publisher.batches <= 200 / 16
+
+
+async def test_a_failed_batch_fails_every_caller_in_it() -> None:
+    client = create_redis_client("redis://127.0.0.1:1/0", timeout=0.5)
+    publisher = CoalescingPublisher(EventQueue(client))
+    try:
+        results = await asyncio.gather(
+            *(publisher.publish([_event(n, dedupe=f"m{n}")]) for n in range(5)), return_exceptions=True
+        )
+    finally:
+        await client.aclose()
+
+    assert all(isinstance(result, QueueError) for result in results)

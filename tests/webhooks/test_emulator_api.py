@@ -199,3 +199,15 @@ async def test_the_emulator_is_off_once_a_real_channel_is_configured(
 
     assert (await client.get("/emulator")).status == 404
     assert (await client.post("/emulator/api/events", data=json.dumps({}))).status == 404
+
+
+async def test_metrics_count_queued_and_duplicate_updates(client: Client) -> None:
+    body = {"user_id": "u1", "type": "text", "text": "hi", "event_id": "metric-0000001"}
+    await client.post("/emulator/api/events", json=body)
+    await client.post("/emulator/api/events", json=body)
+
+    text = await (await client.get("/metrics")).text()
+
+    assert 'loyalty_webhook_updates_total{outcome="queued",source="emulator"} 1' in text
+    assert 'loyalty_webhook_updates_total{outcome="duplicate",source="emulator"} 1' in text
+    assert "loyalty_queue_backlog 1" in text

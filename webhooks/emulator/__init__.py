@@ -19,7 +19,6 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from bot.channels.emulator import FLAVORS, EmulatorOutbox, emulator_account
-from bot.sink import UpdateSink
 from bot.types import (
     Attachment,
     AttachmentType,
@@ -32,9 +31,8 @@ from bot.types import (
     Referral,
     Unfollow,
 )
-from webhooks.common import ApiError, parse_json_body, validate
+from webhooks.common import enqueue, parse_json_body, validate
 
-SINK: Final = web.AppKey("emulator_sink", UpdateSink)
 OUTBOX: Final = web.AppKey("emulator_outbox", EmulatorOutbox)
 
 UserId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
@@ -124,11 +122,8 @@ async def page(request: web.Request) -> web.Response:
 async def post_event(request: web.Request) -> web.Response:
     event = await parse_json_body(request, EmulatorEvent)
     update = to_update(event, datetime.now(UTC))
-    try:
-        (queued,) = await request.app[SINK].publish([update])
-    except Exception as error:
-        raise ApiError(503, "queue_unavailable", "the event could not be queued; try again") from error
-    return web.json_response({"event_id": update.event_id, "queued": queued}, status=202)
+    queued = await enqueue(request, [update], source="emulator")
+    return web.json_response({"event_id": update.event_id, "queued": bool(queued)}, status=202)
 
 
 async def get_messages(request: web.Request) -> web.Response:
@@ -141,7 +136,7 @@ async def get_messages(request: web.Request) -> web.Response:
 
 
 def register(app: web.Application) -> None:
-    """Add the emulator's routes. The app sets ``app[SINK]`` and ``app[OUTBOX]`` once Redis is open."""
+    """Add the emulator's routes. The app sets ``app[common.SINK]`` and ``app[OUTBOX]`` once Redis is open."""
     app.router.add_get("/emulator", page)
     app.router.add_post("/emulator/api/events", post_event)
     app.router.add_get("/emulator/api/messages", get_messages)
