@@ -17,6 +17,7 @@ from bot import UPDATE_ADAPTER, Dispatcher
 from bot.channels.emulator import EmulatorChannel, EmulatorOutbox
 from bot.fsm.redis import RedisIsolation, RedisStorage
 from bot.i18n import Messages
+from bot.outbox import RedisOutbox
 from bot.types import BaseUpdate, Channel
 from handlers import build_router
 from storage.queue import CoalescingPublisher, Delivery, Event, EventQueue
@@ -63,6 +64,7 @@ def build_dispatcher(resources: Resources) -> Dispatcher:
         storage=RedisStorage(resources.redis),
         isolation=RedisIsolation(resources.redis),
         channels={Channel.EMULATOR.value: EmulatorChannel(EmulatorOutbox(resources.redis))},
+        outbox=RedisOutbox(resources.redis),
         services={"copy": Messages(directories), "brand": settings.brand_name, "clock": resources.clock},
     )
     dispatcher.include_router(build_router())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from bot.channels.base import Recipient
@@ -14,26 +15,47 @@ if TYPE_CHECKING:
     from bot.types import BaseUpdate
 
 _UNSET: Any = object()
+log = logging.getLogger("loyalty.bot")
 
 
 class Sender:
     """Sends replies to the user an update came from: ``await reply("Xin chào!")``,
-    ``await reply(Text(...), Buttons(...))``. Replies of one call are delivered in order."""
+    ``await reply(Text(...), Buttons(...))``. Replies of one call are delivered in order.
 
-    __slots__ = ("_dispatcher", "_update", "sent")
+    Each call is one *step* of handling the update. With an outbox on the dispatcher, a step already
+    sent while handling this same update before (the event was delivered again) is not sent again.
+    """
+
+    __slots__ = ("_dispatcher", "_step", "_update", "sent", "skipped")
 
     def __init__(self, dispatcher: Dispatcher, update: BaseUpdate) -> None:
         self._dispatcher = dispatcher
         self._update = update
+        self._step = 0
         self.sent = 0
+        self.skipped = 0
 
     async def __call__(self, *replies: Reply | str) -> None:
         if not replies:
             return
         update = self._update
+        step, self._step = self._step, self._step + 1
         client = self._dispatcher.channel_client(update.channel.value)
         recipient = Recipient(update.channel.value, update.account_id, update.user_id)
-        await client.send(recipient, [as_reply(r) for r in replies], in_reply_to=update)
+        outbox = self._dispatcher.outbox
+        key = f"{recipient.channel}:{recipient.account_id}:{recipient.user_id}:{update.event_id}:{step}"
+        if outbox is not None and not await outbox.claim(key):
+            self.skipped += len(replies)
+            log.info("step %d of update %s was already sent: not sending it again", step, update.event_id)
+            return
+        try:
+            await client.send(recipient, [as_reply(r) for r in replies], in_reply_to=update)
+        except BaseException:
+            if outbox is not None:
+                await outbox.release(key)
+            raise
+        if outbox is not None:
+            await outbox.sent(key)
         self.sent += len(replies)
 
     async def text(self, text: str) -> None:

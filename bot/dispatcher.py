@@ -46,6 +46,7 @@ from bot.context import Context
 from bot.filters import Compiled
 from bot.fsm.memory import MemoryIsolation, MemoryStorage
 from bot.fsm.storage import BaseStorage, EventIsolation, StorageKey
+from bot.outbox import Outbox
 from bot.router import ERRORS, HandlerObject, Middleware, RegistrationError, Router
 from bot.types import BaseUpdate, UpdateKind
 
@@ -94,6 +95,8 @@ class Dispatcher(Router):
         across processes; ``NoIsolation()`` to opt out).
     :param services: objects handlers may ask for by name.
     :param channels: the client that delivers replies, per channel name.
+    :param outbox: records what was sent per update and step, so an update handled twice does not
+        send its replies twice (``RedisOutbox`` in the service).
     """
 
     def __init__(
@@ -103,6 +106,7 @@ class Dispatcher(Router):
         isolation: EventIsolation | None = None,
         services: Mapping[str, Any] | None = None,
         channels: Mapping[str, ChannelClient] | None = None,
+        outbox: Outbox | None = None,
         name: str = "dispatcher",
     ) -> None:
         self._routes: dict[str, _Route] = {}
@@ -113,6 +117,7 @@ class Dispatcher(Router):
         self.isolation: EventIsolation = isolation if isolation is not None else MemoryIsolation()
         self.services: dict[str, Any] = {}
         self.channels: dict[str, ChannelClient] = dict(channels or {})
+        self.outbox = outbox
         for key, value in (services or {}).items():
             self[key] = value
 

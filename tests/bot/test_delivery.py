@@ -1,0 +1,177 @@
+"""Delivery guarantees: retries with backoff, and at most one send per update and step."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from bot import Dispatcher, Message, Router, Sender
+from bot.channels.base import Recipient
+from bot.channels.errors import (
+    PermanentError,
+    RateLimitedError,
+    RetryPolicy,
+    TransientError,
+    with_retries,
+)
+from bot.outbox import MemoryOutbox, Outbox, RedisOutbox
+from bot.replies import Reply
+
+
+class FlakyChannel:
+    """Records what it delivers; fails the first ``failures`` sends."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+        self.delivered: list[Any] = []
+
+    async def send(self, to: Recipient, replies: Sequence[Reply], *, in_reply_to: Any = None) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("network down")
+        self.delivered.extend(replies)
+
+
+def message(event_id: str = "ev-1", text: str = "hi") -> Message:
+    return Message(
+        channel="zalo",
+        account_id="oa",
+        user_id="u1",
+        event_id=event_id,
+        timestamp=datetime.now(UTC),
+        text=text,
+    )
+
+
+def dispatcher(channel: FlakyChannel, outbox: Outbox | None) -> Dispatcher:
+    dp = Dispatcher(channels={"zalo": channel}, outbox=outbox)
+    router = Router()
+
+    @router.message()
+    async def answer(reply: Sender) -> None:
+        await reply("một")
+        await reply("hai")
+
+    dp.include_router(router)
+    return dp
+
+
+@pytest.fixture(params=["memory", "redis"])
+def outbox(request: pytest.FixtureRequest, redis: Redis) -> Outbox:
+    return MemoryOutbox() if request.param == "memory" else RedisOutbox(redis)
+
+
+async def test_an_update_handled_twice_sends_its_replies_once(outbox: Outbox) -> None:
+    channel = FlakyChannel()
+    dp = dispatcher(channel, outbox)
+
+    await dp.feed_update(message())
+    await dp.feed_update(message())  # the same event, delivered again
+
+    assert [r.text for r in channel.delivered] == ["một", "hai"]
+
+
+async def test_another_update_sends_its_own_replies(outbox: Outbox) -> None:
+    channel = FlakyChannel()
+    dp = dispatcher(channel, outbox)
+
+    await dp.feed_update(message("ev-1"))
+    await dp.feed_update(message("ev-2"))
+
+    assert len(channel.delivered) == 4
+
+
+async def test_a_failed_send_can_be_sent_by_the_retry(outbox: Outbox) -> None:
+    # given the first attempt fails at the second step
+    channel = FlakyChannel()
+    dp = dispatcher(channel, outbox)
+    original = channel.send
+    calls = 0
+
+    async def fail_second(to: Recipient, replies: Sequence[Reply], *, in_reply_to: Any = None) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise ConnectionError("network down")
+        await original(to, replies, in_reply_to=in_reply_to)
+
+    channel.send = fail_second  # type: ignore[method-assign]
+    first = await dp.feed_update(message())
+    # when the event is handled again
+    await dp.feed_update(message())
+
+    # then step one was not repeated, and step two was sent by the retry
+    assert isinstance(first.error, ConnectionError)
+    assert [r.text for r in channel.delivered] == ["một", "hai"]
+
+
+async def test_the_redis_outbox_keeps_records_a_day(redis: Redis) -> None:
+    outbox = RedisOutbox(redis)
+
+    assert await outbox.claim("k")
+    await outbox.sent("k")
+
+    assert await redis.get("outbox:k") == "sent"
+    assert 86_000 < await redis.ttl("outbox:k") <= 86_400
+    assert not await outbox.claim("k")
+
+
+# --------------------------------------------------------------------------- retries
+
+
+async def no_sleep(_seconds: float) -> None:
+    return None
+
+
+async def test_transient_errors_are_retried_until_success() -> None:
+    attempts = 0
+
+    async def call() -> str:
+        nonlocal attempts
+        attempts += 1
+        if attempts < 3:
+            raise TransientError("503")
+        return "ok"
+
+    assert await with_retries(call, policy=RetryPolicy(attempts=4), sleep=no_sleep) == "ok"
+    assert attempts == 3
+
+
+async def test_retries_stop_after_the_last_attempt() -> None:
+    attempts = 0
+
+    async def call() -> None:
+        nonlocal attempts
+        attempts += 1
+        raise TransientError("timeout")
+
+    with pytest.raises(TransientError):
+        await with_retries(call, policy=RetryPolicy(attempts=3), sleep=no_sleep)
+    assert attempts == 3
+
+
+async def test_permanent_errors_are_not_retried() -> None:
+    attempts = 0
+
+    async def call() -> None:
+        nonlocal attempts
+        attempts += 1
+        raise PermanentError("user blocked the page", code="551")
+
+    with pytest.raises(PermanentError):
+        await with_retries(call, sleep=no_sleep)
+    assert attempts == 1
+
+
+async def test_backoff_grows_with_jitter_and_honours_retry_after() -> None:
+    policy = RetryPolicy(base=0.5, cap=4.0)
+
+    delays = [policy.delay(n, TransientError("x")) for n in range(6) for _ in range(50)]
+
+    assert all(0 <= d <= 4.0 for d in delays)
+    assert max(policy.delay(0, TransientError("x")) for _ in range(50)) <= 0.5
+    assert policy.delay(0, RateLimitedError("slow down", retry_after=3.0)) == 3.0
