@@ -12,7 +12,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.paths import MESSAGES_DIR
 from app.resources import Resources
-from app.worker import EventHandler
+from app.worker import EventHandler, Worker
 from bot import UPDATE_ADAPTER, Dispatcher
 from bot.channels.emulator import EmulatorChannel, EmulatorOutbox
 from bot.fsm.redis import RedisIsolation, RedisStorage
@@ -62,7 +62,7 @@ def build_dispatcher(resources: Resources) -> Dispatcher:
     ]
     dispatcher = Dispatcher(
         storage=RedisStorage(resources.redis),
-        isolation=RedisIsolation(resources.redis),
+        isolation=RedisIsolation(resources.redis, ttl=settings.user_lock_ttl_seconds),
         channels={Channel.EMULATOR.value: EmulatorChannel(EmulatorOutbox(resources.redis))},
         outbox=RedisOutbox(resources.redis),
         services={"copy": Messages(directories), "brand": settings.brand_name, "clock": resources.clock},
@@ -81,3 +81,12 @@ def chat_update_handler(dispatcher: Dispatcher) -> EventHandler:
             log.info("update %s (%s) matched no handler", update.event_id, update.kind.value)
 
     return handle
+
+
+def chat_worker(resources: Resources, dispatcher: Dispatcher) -> Worker:
+    """The worker that feeds queued chat updates to ``dispatcher``, with the deployment's settings."""
+    return Worker(
+        resources.queue,
+        {CHAT_UPDATE: chat_update_handler(dispatcher)},
+        claim_idle_ms=int(resources.settings.worker_claim_idle_seconds * 1000),
+    )

@@ -27,14 +27,13 @@ from aiohttp import web
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
-from app.chat import CHAT_UPDATE, build_dispatcher, chat_update_handler
+from app.chat import build_dispatcher, chat_worker
 from app.embedded import EmbeddedServerError
 from app.factory import QuietProbesAccessLogger, create_app
 from app.logs import configure_logging
 from app.resources import open_resources
 from app.runtime import storage_servers
 from app.settings import Settings, SettingsError, load_settings
-from app.worker import Worker
 from loyalty.clock import SystemClock
 
 log = logging.getLogger("loyalty.cli")
@@ -191,7 +190,7 @@ async def _worker_main(settings: Settings) -> int:
     async with open_resources(settings, SystemClock(), role="worker") as resources:
         dispatcher = build_dispatcher(resources)
         await dispatcher.emit_startup()
-        worker = Worker(resources.queue, {CHAT_UPDATE: chat_update_handler(dispatcher)})
+        worker = chat_worker(resources, dispatcher)
         await worker.run(stop)
         await dispatcher.emit_shutdown()
     log.info("worker stopped: %s", worker.stats)

@@ -18,12 +18,11 @@ from aiohttp import web
 from aiohttp.web_log import AccessLogger
 
 from app import keys
-from app.chat import CHAT_UPDATE, QueuedUpdates, build_dispatcher, chat_update_handler
+from app.chat import QueuedUpdates, build_dispatcher, chat_worker
 from app.middlewares import MAX_BODY_BYTES, error_middleware, request_id_middleware
 from app.paths import ASSETS_DIR, TEMPLATES_DIR
 from app.resources import open_resources
 from app.settings import Settings
-from app.worker import Worker
 from bot.channels.emulator import EmulatorOutbox
 from loyalty.clock import Clock, SystemClock
 from storage.health import check_mongo, check_redis
@@ -83,7 +82,7 @@ async def _resources_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
     dispatcher = build_dispatcher(app[keys.RESOURCES])
     await dispatcher.emit_startup()
-    worker = Worker(app[keys.QUEUE], {CHAT_UPDATE: chat_update_handler(dispatcher)})
+    worker = chat_worker(app[keys.RESOURCES], dispatcher)
     app[keys.DISPATCHER] = dispatcher
     app[keys.WORKER] = worker
     stop = asyncio.Event()

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     # loses nothing); "everysec" survives a process crash and loses at most a second on a power cut.
     embedded_redis_appendfsync: Literal["always", "everysec"] = "always"
 
+    # ----------------------------------------------------------------- worker
+    # An event a worker read but did not acknowledge for this long (it died) is taken over by another.
+    worker_claim_idle_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # A user's lock (one event of a user at a time) outlives a dead holder by at most this long.
+    user_lock_ttl_seconds: float = Field(default=30.0, gt=0, le=600)
+
     # ----------------------------------------------------------------- program
     program_file: Path | None = None
     brand_name: str = Field(default="Demo Café", min_length=1, max_length=80)
