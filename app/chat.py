@@ -17,6 +17,7 @@ from bot import UPDATE_ADAPTER, Dispatcher
 from bot.channels.emulator import EmulatorChannel, EmulatorOutbox
 from bot.fsm.redis import RedisIsolation, RedisStorage
 from bot.i18n import Messages
+from bot.interactions import RedisInteractionLog
 from bot.outbox import RedisOutbox
 from bot.types import BaseUpdate, Channel
 from handlers import build_router
@@ -71,9 +72,13 @@ def build_dispatcher(resources: Resources) -> Dispatcher:
     return dispatcher
 
 
-def chat_update_handler(dispatcher: Dispatcher) -> EventHandler:
+def chat_update_handler(
+    dispatcher: Dispatcher, interactions: RedisInteractionLog | None = None
+) -> EventHandler:
     async def handle(delivery: Delivery) -> None:
         update = UPDATE_ADAPTER.validate_python(delivery.data)
+        if interactions is not None:
+            await interactions.record(update)  # before handling: replies are inside the window
         result = await dispatcher.feed_update(update)
         if result.error is not None and isinstance(result.error, TRANSIENT):
             raise result.error  # keep it pending: the worker delivers it again later
@@ -87,6 +92,6 @@ def chat_worker(resources: Resources, dispatcher: Dispatcher) -> Worker:
     """The worker that feeds queued chat updates to ``dispatcher``, with the deployment's settings."""
     return Worker(
         resources.queue,
-        {CHAT_UPDATE: chat_update_handler(dispatcher)},
+        {CHAT_UPDATE: chat_update_handler(dispatcher, RedisInteractionLog(resources.redis))},
         claim_idle_ms=int(resources.settings.worker_claim_idle_seconds * 1000),
     )
