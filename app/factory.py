@@ -27,7 +27,7 @@ from bot.channels.emulator import EmulatorOutbox
 from loyalty.clock import Clock, SystemClock
 from storage.health import check_mongo, check_redis
 from webhooks import common as webhook_common
-from webhooks import emulator
+from webhooks import emulator, messenger
 
 log = logging.getLogger("loyalty.app")
 
@@ -61,10 +61,28 @@ def create_app(settings: Settings, *, clock: Clock | None = None, worker: bool =
     app.router.add_get("/readyz", readyz, allow_head=True)
     app.router.add_get("/metrics", metrics)
     app.router.add_static("/static/", ASSETS_DIR, name="static", append_version=True)
+    _register_platform_webhooks(app, settings)
     if settings.emulator_on:
         emulator.register(app)
         log.info("chat emulator on at %s/emulator (EMULATOR_ENABLED=false turns it off)", settings.base_url)
     return app
+
+
+def _register_platform_webhooks(app: web.Application, settings: Settings) -> None:
+    """Each platform's webhook, when its secrets are configured (and not otherwise: an endpoint that
+    could not verify a signature must not exist)."""
+    if settings.facebook_app_secret is not None and settings.facebook_verify_token is not None:
+        messenger.register(
+            app,
+            messenger.MessengerWebhookConfig(
+                app_secret=settings.facebook_app_secret.get_secret_value(),
+                verify_token=settings.facebook_verify_token.get_secret_value(),
+                page_id=settings.facebook_page_id,
+            ),
+        )
+        log.info("Messenger webhook at %s%s", settings.base_url, messenger.PATH)
+    elif settings.facebook_app_secret is not None or settings.facebook_verify_token is not None:
+        log.warning("Messenger webhook off: it needs both FACEBOOK_APP_SECRET and FACEBOOK_VERIFY_TOKEN")
 
 
 async def _resources_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -159,7 +159,8 @@ class Payload(Filter):
     """Match a postback payload ``<prefix>[:<arg>[:<arg>...]]``. Provides ``args`` (a tuple of strings).
 
     ``Payload("checkin")`` matches ``checkin:abc123`` with ``args == ("abc123",)``, and plain
-    ``checkin`` with ``args == ()``. ``Payload("menu", "points")`` matches any of several prefixes.
+    ``checkin`` with ``args == ()``. A prefix may span segments (``Payload("sl:help")``), and
+    ``Payload("menu", "points")`` matches any of several prefixes (the longest that fits wins).
     """
 
     provides = frozenset({"args", "payload"})
@@ -168,17 +169,23 @@ class Payload(Filter):
     def __init__(self, *prefixes: str, separator: str = ":") -> None:
         if not prefixes:
             raise ValueError("Payload needs at least one prefix")
-        self._prefixes = prefixes
+        self._prefixes = tuple(sorted(prefixes, key=len, reverse=True))
         self._separator = separator
 
     def __call__(self, update: Any, ctx: Context) -> FilterResult:
         payload = getattr(update, "payload", None)
         if payload is None:
             return False
-        head, sep, rest = payload.partition(self._separator)
-        if head not in self._prefixes:
-            return False
-        return {"args": tuple(rest.split(self._separator)) if sep else (), "payload": payload}
+        for prefix in self._prefixes:
+            if payload == prefix:
+                return {"args": (), "payload": payload}
+            if (
+                payload.startswith(prefix)
+                and payload[len(prefix) : len(prefix) + len(self._separator)] == self._separator
+            ):
+                rest = payload[len(prefix) + len(self._separator) :]
+                return {"args": tuple(rest.split(self._separator)), "payload": payload}
+        return False
 
 
 class StateFilter(Filter):

@@ -15,9 +15,10 @@ Records expire after a day, the queue's dedupe window.
 from __future__ import annotations
 
 import abc
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from redis.asyncio import Redis
+if TYPE_CHECKING:  # only RedisOutbox's callers need Redis; the dispatcher must not pull it in
+    from redis.asyncio import Redis
 
 OUTBOX_TTL_SECONDS: Final = 24 * 3600
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from bot import (
     Button,
     Buttons,
-    Follow,
     Message,
+    Payload,
     Postback,
     Router,
     Sender,
@@ -19,6 +19,9 @@ from bot import (
 from bot.i18n import Messages
 
 HELP_PAYLOAD = "sl:help"
+# The payload of the Page's Get Started button (set it in the Page's Messenger profile): Messenger has
+# no follow event, so pressing Get Started is how a conversation starts there.
+GET_STARTED_PAYLOAD = "sl:get_started"
 HELP_WORDS = ("trợ giúp", "help", "menu", "hướng dẫn", "?")
 # What a customer can type today; grows as flows land.
 COMMANDS = ("trợ giúp: xem hướng dẫn",)
@@ -27,8 +30,7 @@ COMMANDS = ("trợ giúp: xem hướng dẫn",)
 def build_router() -> Router:
     router = Router(name="basics")
 
-    @router.follow()
-    async def welcome(follow: Follow, reply: Sender, copy: Messages, brand: str) -> None:
+    async def welcome(reply: Sender, copy: Messages, brand: str) -> None:
         await reply(
             Buttons(
                 copy("welcome", name=None, brand=brand),
@@ -36,11 +38,14 @@ def build_router() -> Router:
             )
         )
 
+    router.follow.register(welcome)
+    router.postback.register(welcome, Payload(GET_STARTED_PAYLOAD))
+
     @router.message(Text(*HELP_WORDS))
     async def help_by_text(message: Message, reply: Sender, copy: Messages, brand: str) -> None:
         await reply(copy("help", brand=brand, commands=COMMANDS))
 
-    @router.postback(lambda update: update.payload == HELP_PAYLOAD)
+    @router.postback(Payload(HELP_PAYLOAD))
     async def help_by_button(postback: Postback, reply: Sender, copy: Messages, brand: str) -> None:
         await reply(copy("help", brand=brand, commands=COMMANDS))
 

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from pydantic import SecretStr
 
 from app import keys
 from app.factory import create_app
@@ -145,3 +146,26 @@ async def test_an_unsafe_request_id_is_replaced(
 def test_create_app_refuses_settings_without_servers(settings: Settings) -> None:
     with pytest.raises(ValueError, match="MONGODB_URI and REDIS_URL"):
         create_app(settings.model_copy(update={"mongodb_uri": None}))
+
+
+async def test_platform_webhooks_exist_only_when_configured(
+    aiohttp_client: ClientFactory, settings: Settings
+) -> None:
+    plain = await aiohttp_client(create_app(settings, worker=False))
+    configured = await aiohttp_client(
+        create_app(
+            settings.model_copy(
+                update={
+                    "facebook_app_secret": SecretStr("app-secret-for-tests"),
+                    "facebook_verify_token": SecretStr("verify-token-for-tests"),
+                }
+            ),
+            worker=False,
+        )
+    )
+    query = {"hub.mode": "subscribe", "hub.verify_token": "verify-token-for-tests", "hub.challenge": "12345"}
+
+    assert (await plain.get("/webhooks/messenger", params=query)).status == 404
+    answer = await configured.get("/webhooks/messenger", params=query)
+    assert answer.status == 200
+    assert await answer.text() == "12345"

@@ -409,3 +409,26 @@ def test_logic_filters_declare_what_their_parts_provide() -> None:
     assert (Text("a") & Regex("b")).provides == {"text", "match"}
     assert (Text("a") | Payload("b")).provides == {"text", "args", "payload"}
     assert (~Text("a")).provides == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("_case", "payload", "args"),
+    [
+        ("exact multi-segment prefix", "sl:help", ()),
+        ("multi-segment prefix with args", "sl:help:faq:2", ("faq", "2")),
+        ("longer prefix wins", "sl:help:x", ("x",)),
+    ],
+)
+async def test_payload_prefixes_may_span_segments(
+    _case: str, payload: str, args: tuple[str, ...], probe: Probe
+) -> None:
+    handled, received = await probe(Payload("sl", "sl:help"), postback(payload))
+
+    assert handled
+    assert received["args"] == args
+
+
+async def test_a_multi_segment_prefix_does_not_match_a_longer_word(probe: Probe) -> None:
+    handled, _ = await probe(Payload("sl:help"), postback("sl:helpdesk"))
+
+    assert not handled

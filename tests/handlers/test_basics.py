@@ -5,7 +5,7 @@ import pytest
 from app.paths import MESSAGES_DIR
 from bot import Attachment, Buttons, Dispatcher, Follow, Message, Postback
 from bot.replies import Text as TextReply
-from handlers.basics import HELP_PAYLOAD
+from handlers.basics import GET_STARTED_PAYLOAD, HELP_PAYLOAD
 from tests.handlers.conftest import Outbox, make
 
 
@@ -80,3 +80,15 @@ def test_every_message_template_exists_in_both_locales() -> None:
 
     assert vi == en
     assert {"welcome.j2", "help.j2", "fallback.j2"} <= vi
+
+
+async def test_get_started_on_messenger_is_welcomed_like_a_follow(
+    dispatcher: Dispatcher, outbox: Outbox
+) -> None:
+    await dispatcher.feed_update(
+        make(Postback, channel="messenger", payload=GET_STARTED_PAYLOAD, title="Bắt đầu")
+    )
+
+    (welcome,) = outbox.replies
+    assert isinstance(welcome, Buttons)
+    assert "Cà Phê Sữa" in welcome.text

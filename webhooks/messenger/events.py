@@ -1,0 +1,459 @@
+"""Messenger webhook items → ``bot`` updates, through one table.
+
+An item's kind is the key it carries besides ``sender``/``recipient``/``timestamp`` (``message``,
+``postback``, ``referral``...), looked up in :data:`ALL_EVENT_TYPES` order. :data:`EVENT_MAP` says how a
+handled kind becomes updates, :data:`IGNORED_EVENTS` lists the kinds we know and drop on purpose, and
+anything else is an unknown kind: logged, counted and skipped, while the rest of the delivery goes on
+(an error would make Meta resend the whole delivery for an hour, then unsubscribe the app).
+
+:func:`parse_body` applies the table to a whole delivery and raises :class:`InvalidPayload` (a 400,
+nothing queued) if any item the table handles is malformed, so a delivery is queued whole or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from bot.types import (
+    Attachment,
+    AttachmentType,
+    BaseUpdate,
+    Channel,
+    ContactShared,
+    Message,
+    OptIn,
+    Postback,
+    Referral,
+)
+from webhooks.messenger.wire import (
+    MessageItem,
+    OptinItem,
+    PostbackItem,
+    ReferralItem,
+    WireAttachment,
+    WireAttachmentPayload,
+    WireBody,
+    WireEntry,
+    WireItem,
+    WireMessage,
+    to_datetime,
+)
+
+log = logging.getLogger("loyalty.webhooks.messenger")
+
+#: ``user_id`` of people known only by a plugin's ``user_ref`` (no PSID yet): kept apart from PSIDs, and
+#: telling the Send API side to address them with ``recipient.user_ref``.
+USER_REF_PREFIX: Final = "user_ref:"
+#: Suffix of the ``Referral`` that a postback carrying ``referral`` also yields (a distinct event id).
+REFERRAL_SUFFIX: Final = ":ref"
+#: ``bot.types.Message.text`` holds at most this; longer text is cut (``raw`` keeps all of it).
+MAX_TEXT_LENGTH: Final = 4096
+#: ``bot.types.Referral.ref`` holds at most this; Meta allows 2,083. Our own refs (QR codes, links) are far
+#: shorter, so a longer one is not ours: dropped and counted (``oversized_ref``), never a 400.
+MAX_QUEUED_REF_LENGTH: Final = 1000
+_ENVELOPE_KEYS: Final = frozenset({"sender", "recipient", "timestamp"})
+_PHONE: Final = re.compile(r"\+?[0-9][0-9 .()\-]{4,28}[0-9]")
+_EMAIL: Final = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_LABEL: Final = re.compile(r"[^a-z0-9_]")
+
+
+class InvalidPayload(Exception):
+    """A handled item does not have the documented shape; ``details`` name the fields
+    (``entry.0.messaging.1.sender.id``)."""
+
+    def __init__(self, details: list[dict[str, str]]) -> None:
+        super().__init__(details)
+        self.details = details
+
+    @classmethod
+    def problem(cls, field: str, problem: str) -> InvalidPayload:
+        return cls([{"field": field, "problem": problem}])
+
+    @classmethod
+    def from_validation(cls, error: ValidationError) -> InvalidPayload:
+        return cls(
+            [
+                {"field": ".".join(str(p) for p in e["loc"]) or "body", "problem": e["msg"]}
+                for e in error.errors(include_url=False, include_input=False)
+            ]
+        )
+
+    def within(self, where: str) -> InvalidPayload:
+        """The same problems, with field paths prefixed by the item's place in the body."""
+        return InvalidPayload([{**d, "field": f"{where}.{d['field']}"} for d in self.details])
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one item became: updates to queue, and labels counted as ignored (an echo, an unusable ref)."""
+
+    updates: tuple[BaseUpdate, ...] = ()
+    ignored: tuple[str, ...] = ()
+
+
+#: A handled kind's parser: the raw item (a JSON object) and its entry → an :class:`Outcome`. It may raise
+#: ``ValidationError`` or :class:`InvalidPayload` for a malformed item.
+Parser = Callable[[dict[str, Any], WireEntry], Outcome]
+
+
+@dataclass(frozen=True)
+class _Origin:
+    """Who and when, shared by every update an item yields."""
+
+    account_id: str
+    user_id: str
+    millis: int
+    raw: dict[str, Any]
+
+    def stable_id(self, kind: str, discriminator: str) -> str:
+        """For items without a ``mid``: the same item always gets the same id, so a resend is a duplicate."""
+        text = "\x1f".join((kind, self.user_id, self.account_id, str(self.millis), discriminator))
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def fields(self, event_id: str) -> dict[str, Any]:
+        return {
+            "channel": Channel.MESSENGER,
+            "account_id": self.account_id,
+            "user_id": self.user_id,
+            "event_id": event_id,
+            "timestamp": to_datetime(self.millis),
+            "raw": self.raw,
+        }
+
+
+def _origin(item: WireItem, raw: dict[str, Any], entry: WireEntry, user_ref: str | None = None) -> _Origin:
+    # account_id: the Page, which is the recipient of a user→page item; the entry's id says the same
+    # and is the fallback if an item ever comes without recipient.id (unconfirmed that it can).
+    account_id = item.recipient.id if item.recipient is not None and item.recipient.id else entry.id
+    sender = item.sender
+    if sender is not None and sender.id is not None:
+        user_id = sender.id
+    elif sender is not None and sender.user_ref is not None:
+        user_id = USER_REF_PREFIX + sender.user_ref
+    elif user_ref is not None:
+        user_id = USER_REF_PREFIX + user_ref
+    else:
+        raise InvalidPayload.problem("sender.id", "an item from a user needs sender.id (or sender.user_ref)")
+    # Every messaging item has a timestamp (messenger.md A.1); the entry's time is a defensive fallback.
+    millis = item.timestamp if item.timestamp is not None else entry.time
+    if millis is None:
+        raise InvalidPayload.problem("timestamp", "an item from a user needs a timestamp")
+    return _Origin(account_id, user_id, millis, raw)
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def _shared_phone(message: WireMessage) -> str | None:
+    """The phone of a ``user_phone_number`` quick reply, else None.
+
+    The doc: the number comes as ``quick_reply.payload`` *and* as ``text``, with no developer payload. So a
+    quick reply whose payload equals its text and looks like a phone number is one; our own quick replies
+    carry payloads such as ``menu:points`` that never look like that.
+    """
+    if message.quick_reply is None or message.text is None:
+        return None
+    phone = message.quick_reply.payload.strip()
+    if phone != message.text.strip() or not _PHONE.fullmatch(phone):
+        return None
+    digits = sum(c.isdigit() for c in phone)
+    return phone if 6 <= digits <= 15 else None
+
+
+def _shared_email(message: WireMessage) -> bool:
+    """A ``user_email`` quick reply: user data, not a routing key, so it is queued as the message text."""
+    if message.quick_reply is None or message.text is None:
+        return False
+    email = message.quick_reply.payload.strip()
+    return email == message.text.strip() and _EMAIL.fullmatch(email) is not None
+
+
+def _attachment(attachment: WireAttachment) -> Attachment | None:
+    payload = attachment.payload or WireAttachmentPayload()
+    url = payload.url or attachment.url
+    match attachment.type:
+        case "image" if payload.sticker_id is not None:
+            return Attachment(type=AttachmentType.STICKER, url=url, sticker_id=payload.sticker_id)
+        case "image" | "video" | "audio" | "file":
+            return Attachment(type=AttachmentType(attachment.type), url=url)
+        case "reel" | "ig_reel":
+            return Attachment(type=AttachmentType.VIDEO, url=url)
+        case "location":
+            coordinates = payload.coordinates
+            return Attachment(
+                type=AttachmentType.LOCATION,
+                url=url,
+                name=attachment.title or payload.title,
+                latitude=coordinates.lat if coordinates else None,
+                longitude=coordinates.long if coordinates else None,
+            )
+        case "fallback":
+            return Attachment(type=AttachmentType.LINK, url=url, name=attachment.title or payload.title)
+    return None
+
+
+def _attachments(message: WireMessage) -> tuple[Attachment, ...]:
+    converted: list[Attachment] = []
+    for attachment in message.attachments:
+        if (one := _attachment(attachment)) is not None:
+            converted.append(one)
+        else:
+            # e.g. "template" or "share": nothing to route on; the message is still queued, raw has it all
+            log.info("messenger: attachment type %r kept in raw only", attachment.type[:32])
+    if message.sticker_id is not None and not any(a.type is AttachmentType.STICKER for a in converted):
+        converted.append(Attachment(type=AttachmentType.STICKER, sticker_id=message.sticker_id))
+    return tuple(converted)
+
+
+def parse_message(raw: dict[str, Any], entry: WireEntry) -> Outcome:
+    """``messages``: text, attachments, a quick reply (→ ``Postback``), a shared phone (→ ``ContactShared``).
+
+    Echoes (``is_echo``: the Page's own messages, ``message_echoes``) are dropped first, so the bot never
+    answers itself.
+    """
+    item = MessageItem.model_validate(raw)
+    message = item.message
+    if message.is_echo:
+        return Outcome(ignored=("message_echo",))
+    origin = _origin(item, raw, entry)
+    event_id = message.mid or origin.stable_id("message", message.text or "")
+    if (phone := _shared_phone(message)) is not None:
+        return Outcome((ContactShared(phone=phone, **origin.fields(event_id)),))
+    if message.quick_reply is not None and not _shared_email(message):
+        postback = Postback(
+            payload=message.quick_reply.payload, title=message.text, **origin.fields(event_id)
+        )
+        return Outcome((postback,))
+    text = message.text
+    if text is not None and len(text) > MAX_TEXT_LENGTH:
+        log.warning("messenger: text of %s cut to %d characters (raw keeps it)", event_id, MAX_TEXT_LENGTH)
+        text = text[:MAX_TEXT_LENGTH]
+    return Outcome((Message(text=text, attachments=_attachments(message), **origin.fields(event_id)),))
+
+
+# --------------------------------------------------------------------------- postbacks, referrals, opt-ins
+
+
+def _usable_ref(ref: str | None) -> str | None:
+    if ref is not None and len(ref) > MAX_QUEUED_REF_LENGTH:
+        log.warning("messenger: a %d-character ref is not one of ours; dropped", len(ref))
+        return None
+    return ref
+
+
+def parse_postback(raw: dict[str, Any], entry: WireEntry) -> Outcome:
+    """``messaging_postbacks``: a button, the persistent menu, Get Started → ``Postback``.
+
+    A postback carrying ``referral`` (Get Started pressed by someone who came through an m.me link or QR
+    code) also yields a ``Referral`` with the same ref, so the ref is handled the same way whether it
+    arrives here or in ``messaging_referrals`` (the "lost ref" of fbsamples/original-coast-clothing#17).
+    Get Started yields no ``Follow``: its payload is ours to choose, so handlers route on it (README).
+    """
+    item = PostbackItem.model_validate(raw)
+    postback = item.postback
+    origin = _origin(item, raw, entry)
+    event_id = postback.mid or origin.stable_id("postback", postback.payload)
+    referral = postback.referral
+    ref = _usable_ref(referral.ref) if referral is not None else None
+    updates: list[BaseUpdate] = [
+        Postback(payload=postback.payload, title=postback.title, ref=ref, **origin.fields(event_id))
+    ]
+    if referral is None:
+        return Outcome(tuple(updates))
+    if referral.ref is not None and ref is None:
+        return Outcome(tuple(updates), ignored=("oversized_ref",))
+    fields = origin.fields(event_id + REFERRAL_SUFFIX)
+    updates.append(Referral(ref=ref or "", source=referral.source, **fields))
+    return Outcome(tuple(updates))
+
+
+def parse_referral(raw: dict[str, Any], entry: WireEntry) -> Outcome:
+    """``messaging_referrals``: an m.me link or QR code opened in an existing thread → ``Referral``.
+
+    A missing ref (an ad without one; "referrals ... might not work") is queued as ``ref=""`` so the
+    handlers' fallback path runs.
+    """
+    item = ReferralItem.model_validate(raw)
+    referral = item.referral
+    origin = _origin(item, raw, entry)
+    ref = _usable_ref(referral.ref)
+    if referral.ref is not None and ref is None:
+        return Outcome(ignored=("oversized_ref",))
+    event_id = origin.stable_id("referral", f"{ref or ''}\x1f{referral.source or ''}")
+    return Outcome((Referral(ref=ref or "", source=referral.source, **origin.fields(event_id)),))
+
+
+def parse_optin(raw: dict[str, Any], entry: WireEntry) -> Outcome:
+    """``messaging_optins`` → ``OptIn(ref, topic, token)``.
+
+    - notification messages: ``ref`` = ``optin.ref`` (m.me/rn links) or ``optin.payload``, ``topic`` =
+      ``notification_messages_topic`` or ``title``, ``token`` = ``notification_messages_token``;
+    - legacy one-time notification: ``token`` = ``one_time_notif_token``;
+    - checkbox plugin: no ``sender``; the person is ``user_ref:<optin.user_ref>`` until they get a PSID.
+
+    The same webhook also reports "stop"/"resume" of notification messages; the status values are
+    unconfirmed, so they are not interpreted here: handlers read
+    ``raw["optin"]["notification_messages_status"]``.
+    """
+    item = OptinItem.model_validate(raw)
+    optin = item.optin
+    origin = _origin(item, raw, entry, user_ref=optin.user_ref)
+    ref = optin.ref if optin.ref is not None else optin.payload
+    token = optin.notification_messages_token or optin.one_time_notif_token
+    parts = (optin.type, ref, token, optin.notification_messages_status, optin.user_token_status)
+    event_id = origin.stable_id("optin", "\x1f".join(p or "" for p in parts))
+    topic = optin.notification_messages_topic or optin.title
+    return Outcome((OptIn(ref=ref, topic=topic, token=token, **origin.fields(event_id)),))
+
+
+# --------------------------------------------------------------------------- the table
+
+#: Handled kinds, in the order an item's keys are looked at (``message`` first: a message item may carry
+#: more keys than ``message``, never the reverse).
+EVENT_MAP: Final[Mapping[str, Parser]] = MappingProxyType(
+    {
+        "message": parse_message,
+        "postback": parse_postback,
+        "referral": parse_referral,
+        "optin": parse_optin,
+    }
+)
+#: Known kinds dropped on purpose (counted as ``webhook_ignored_events_total``): receipts, reactions, edits
+#: (an edited message is not handled again), policy notices and the handover protocol's control events.
+IGNORED_EVENTS: Final[tuple[str, ...]] = (
+    "delivery",
+    "read",
+    "reaction",
+    "message_edit",
+    "policy_enforcement",
+    # older spelling, still read by public bots (unconfirmed which one Meta sends today)
+    "policy-enforcement",
+    "pass_thread_control",
+    "take_thread_control",
+    "request_thread_control",
+    "app_roles",
+)
+ALL_EVENT_TYPES: Final[tuple[str, ...]] = (*EVENT_MAP, *IGNORED_EVENTS)
+#: The dashboard's webhook field that brings each kind (also the ``<field>__<variant>.json`` fixture names).
+WEBHOOK_FIELDS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "message": "messages",  # also message_echoes (is_echo), dropped
+        "postback": "messaging_postbacks",
+        "referral": "messaging_referrals",
+        "optin": "messaging_optins",
+        "delivery": "message_deliveries",
+        "read": "message_reads",
+        "reaction": "message_reactions",
+        "message_edit": "message_edits",
+        "policy_enforcement": "messaging_policy_enforcement",
+        "policy-enforcement": "messaging_policy_enforcement",
+        "pass_thread_control": "messaging_handovers",
+        "take_thread_control": "messaging_handovers",
+        "request_thread_control": "messaging_handovers",
+        "app_roles": "messaging_handovers",
+    }
+)
+
+
+def kind_of(item: Mapping[str, Any]) -> str | None:
+    """The item's kind from the table, or None if it has none of the known keys."""
+    return next((kind for kind in ALL_EVENT_TYPES if kind in item), None)
+
+
+def label(value: str) -> str:
+    """A metric label from platform text: lower-case ``[a-z0-9_]``, at most 40 characters."""
+    return _LABEL.sub("_", value.lower())[:40] or "empty"
+
+
+def unknown_kind(item: Mapping[str, Any]) -> str:
+    """A label for an item of no known kind: its first key other than sender/recipient/timestamp."""
+    return label(next((key for key in item if key not in _ENVELOPE_KEYS), ""))
+
+
+# --------------------------------------------------------------------------- a whole delivery
+
+
+@dataclass
+class Batch:
+    """What one delivery became. Counts are applied only once the whole delivery is known to be valid."""
+
+    updates: list[BaseUpdate] = field(default_factory=list)
+    ignored: Counter[str] = field(default_factory=Counter)
+    unknown: Counter[str] = field(default_factory=Counter)
+    stale: Counter[str] = field(default_factory=Counter)
+    ignored_object: str | None = None
+
+
+def parse_body(data: object, *, now: datetime, max_age: timedelta, page_id: str | None = None) -> Batch:
+    """Turn a parsed webhook body into updates, every item of every entry, in the body's order.
+
+    :param data: the JSON body.
+    :param now: items whose timestamp is older than ``now - max_age`` are skipped as stale.
+    :param page_id: when set, items for another Page are skipped (counted as ``other_page``).
+    :return: the updates and the counts of what was skipped.
+    :raises InvalidPayload: if the body or any handled item is malformed (nothing may be queued then).
+    """
+    if not isinstance(data, dict):
+        raise InvalidPayload.problem("body", "must be a JSON object")
+    obj = data.get("object")
+    if not isinstance(obj, str):
+        raise InvalidPayload.problem("object", "must be a string")
+    if obj != "page":
+        # Instagram ("instagram") and other Graph objects are not ours. A 4xx would make Meta retry a
+        # correctly signed delivery for an hour and then unsubscribe the app, so: 200, counted, logged.
+        return Batch(ignored_object=label(obj))
+    try:
+        body = WireBody.model_validate(data)
+    except ValidationError as error:
+        raise InvalidPayload.from_validation(error) from None
+    batch = Batch()
+    oldest = now - max_age
+    for i, entry in enumerate(body.entry):
+        if entry.changes is not None:
+            batch.ignored["changes"] += 1
+        for array, items in (("messaging", entry.messaging), ("standby", entry.standby)):
+            for j, raw in enumerate(items):
+                kind = kind_of(raw)
+                if kind is None:
+                    batch.unknown[unknown_kind(raw)] += 1
+                    continue
+                parser = EVENT_MAP.get(kind)
+                if parser is None:
+                    # Ignored kinds are not validated: we read nothing of them, and a 400 for a field
+                    # we never use would only make Meta resend the delivery.
+                    batch.ignored[kind] += 1
+                    continue
+                try:
+                    outcome = parser(raw, entry)
+                except ValidationError as error:
+                    raise InvalidPayload.from_validation(error).within(f"entry.{i}.{array}.{j}") from None
+                except InvalidPayload as error:
+                    raise error.within(f"entry.{i}.{array}.{j}") from None
+                batch.ignored.update(outcome.ignored)
+                _keep(batch, kind, outcome.updates, oldest=oldest, page_id=page_id)
+    return batch
+
+
+def _keep(
+    batch: Batch, kind: str, updates: tuple[BaseUpdate, ...], *, oldest: datetime, page_id: str | None
+) -> None:
+    if not updates:
+        return
+    if page_id is not None and updates[0].account_id != page_id:
+        batch.ignored["other_page"] += 1
+    elif updates[0].timestamp < oldest:
+        # Older than the queue's dedupe window allows: a replayed (even correctly signed) old body
+        # must not be handled a second time.
+        batch.stale[kind] += 1
+    else:
+        batch.updates.extend(updates)

@@ -1,0 +1,124 @@
+"""``/webhooks/messenger``: the verification handshake (GET) and the event deliveries (POST).
+
+POST, in this order: the raw bytes (the app refuses bodies over 1 MiB with 413), the signature over
+exactly those bytes, JSON, the table of :mod:`.events` over every item of every entry, one ``enqueue``
+for the whole delivery, 200. A delivery is queued whole or not at all: a 400 or 503 queues nothing,
+and Meta resends after a 503 (the queue's dedupe makes the resend safe).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+from datetime import timedelta
+from typing import Final
+
+from aiohttp import web
+
+from webhooks.common import COUNTERS, ApiError, Counters, enqueue
+from webhooks.messenger.config import MessengerWebhookConfig
+from webhooks.messenger.events import Batch, InvalidPayload, parse_body
+
+log = logging.getLogger("loyalty.webhooks.messenger")
+
+SOURCE: Final = "messenger"
+SIGNATURE_HEADER: Final = "X-Hub-Signature-256"
+LEGACY_SIGNATURE_HEADER: Final = "X-Hub-Signature"  # sha1; older docs only, never accepted
+# The doc calls hub.challenge "an int"; digits only, so nothing else is ever echoed back.
+_CHALLENGE: Final = re.compile(r"[0-9]{1,64}")
+_SIGNATURE: Final = re.compile(r"sha256=([0-9a-fA-F]{64})")
+
+CONFIG: Final = web.AppKey("messenger_webhook_config", MessengerWebhookConfig)
+
+
+async def verify(request: web.Request) -> web.Response:
+    """The subscription handshake: the dashboard's Verify Token must match; the challenge is echoed."""
+    config = request.app[CONFIG]
+    counters = request.app[COUNTERS]
+    mode = request.query.get("hub.mode")
+    token = request.query.get("hub.verify_token", "")
+    token_ok = hmac.compare_digest(token.encode(), config.verify_token.encode())
+    if mode != "subscribe" or not token_ok:
+        counters.inc("webhook_verifications_total", source=SOURCE, outcome="refused")
+        log.warning(
+            "messenger: verification refused (mode %r, token %s)", mode, "ok" if token_ok else "wrong"
+        )
+        raise ApiError(403, "verification_failed", "hub.mode or hub.verify_token is wrong")
+    challenge = request.query.get("hub.challenge", "")
+    if not _CHALLENGE.fullmatch(challenge):
+        counters.inc("webhook_verifications_total", source=SOURCE, outcome="bad_challenge")
+        raise ApiError(400, "invalid_challenge", "hub.challenge must be 1-64 digits")
+    counters.inc("webhook_verifications_total", source=SOURCE, outcome="ok")
+    log.info("messenger: webhook verified")
+    return web.Response(text=challenge, content_type="text/plain")
+
+
+def signature_problem(app_secret: str, body: bytes, header: str | None, legacy: str | None) -> str | None:
+    """Why ``header`` does not sign ``body`` (``"missing"``, ``"legacy_only"``, ``"malformed"``,
+    ``"mismatch"``), or None when it does.
+
+    Meta signs the exact bytes it sends (HMAC-SHA256, key: the App Secret), so ``body`` must be the raw
+    request body: re-serialized JSON would hash differently (the doc's "escaped unicode" remark).
+    """
+    if header is None:
+        return "legacy_only" if legacy is not None else "missing"
+    match = _SIGNATURE.fullmatch(header.strip())
+    if match is None:
+        return "malformed"
+    expected = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected.encode(), match.group(1).lower().encode()):
+        return "mismatch"
+    return None
+
+
+async def receive(request: web.Request) -> web.Response:
+    """One delivery: any number of entries, each with any number of ``messaging``/``standby`` items."""
+    config = request.app[CONFIG]
+    counters = request.app[COUNTERS]
+    body = await request.read()  # over the app's client_max_size: 413, before anything else
+    problem = signature_problem(
+        config.app_secret,
+        body,
+        request.headers.get(SIGNATURE_HEADER),
+        request.headers.get(LEGACY_SIGNATURE_HEADER),
+    )
+    if problem is not None:
+        counters.inc("webhook_signature_failures_total", source=SOURCE, reason=problem)
+        log.warning("messenger: refused a delivery of %d bytes: signature %s", len(body), problem)
+        raise ApiError(401, "invalid_signature", f"{SIGNATURE_HEADER} is {problem.replace('_', ' ')}")
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; RecursionError: deep nesting
+        counters.inc("webhook_invalid_requests_total", source=SOURCE, code="invalid_json")
+        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+    try:
+        batch = parse_body(
+            data,
+            now=config.now(),
+            max_age=timedelta(seconds=config.max_age_seconds),
+            page_id=config.page_id,
+        )
+    except InvalidPayload as error:
+        counters.inc("webhook_invalid_requests_total", source=SOURCE, code="invalid_request")
+        log.warning("messenger: refused a malformed delivery: %s", error.details[:3])
+        raise ApiError(400, "invalid_request", "the delivery is invalid", error.details) from None
+    _count(counters, batch)
+    await enqueue(request, batch.updates, source=SOURCE)  # 503 if the queue cannot take them all
+    return web.json_response({"ok": True})
+
+
+def _count(counters: Counters, batch: Batch) -> None:
+    if batch.ignored_object is not None:
+        counters.inc("webhook_ignored_events_total", source=SOURCE, event=f"object_{batch.ignored_object}")
+        log.warning("messenger: ignored a delivery for object %r (not a Page)", batch.ignored_object)
+    for event, count in batch.ignored.items():
+        counters.inc("webhook_ignored_events_total", count, source=SOURCE, event=event)
+    for event, count in batch.unknown.items():
+        counters.inc("webhook_unknown_events_total", count, source=SOURCE, event=event)
+        log.warning("messenger: skipped %d item(s) of unknown kind %r", count, event)
+    for event, count in batch.stale.items():
+        counters.inc("webhook_stale_events_total", count, source=SOURCE, event=event)
+        log.warning("messenger: skipped %d stale %r item(s) (older than the dedupe window)", count, event)
