@@ -14,7 +14,9 @@ from app.paths import MESSAGES_DIR
 from app.resources import Resources
 from app.worker import EventHandler, Worker
 from bot import UPDATE_ADAPTER, Dispatcher
+from bot.channels.base import ChannelClient
 from bot.channels.emulator import EmulatorChannel, EmulatorOutbox
+from bot.channels.messenger import MessengerClient
 from bot.fsm.redis import RedisIsolation, RedisStorage
 from bot.i18n import Messages
 from bot.interactions import RedisInteractionLog
@@ -56,6 +58,24 @@ class QueuedUpdates:
         return [entry is not None for entry in await self.publisher.publish(events)]
 
 
+def channel_clients(resources: Resources) -> dict[str, ChannelClient]:
+    """A client per channel this deployment is configured for (the emulator always)."""
+    settings = resources.settings
+    clients: dict[str, ChannelClient] = {
+        Channel.EMULATOR.value: EmulatorChannel(EmulatorOutbox(resources.redis)),
+    }
+    if settings.facebook_page_id and settings.facebook_page_access_token is not None:
+        clients[Channel.MESSENGER.value] = MessengerClient(
+            resources.http,
+            graph_base=str(settings.facebook_graph_base),
+            graph_version=settings.facebook_graph_version,
+            page_id=settings.facebook_page_id,
+            page_access_token=settings.facebook_page_access_token.get_secret_value(),
+            interactions=RedisInteractionLog(resources.redis),
+        )
+    return clients
+
+
 def build_dispatcher(resources: Resources) -> Dispatcher:
     settings = resources.settings
     directories = [
@@ -64,7 +84,7 @@ def build_dispatcher(resources: Resources) -> Dispatcher:
     dispatcher = Dispatcher(
         storage=RedisStorage(resources.redis),
         isolation=RedisIsolation(resources.redis, ttl=settings.user_lock_ttl_seconds),
-        channels={Channel.EMULATOR.value: EmulatorChannel(EmulatorOutbox(resources.redis))},
+        channels=channel_clients(resources),
         outbox=RedisOutbox(resources.redis),
         services={"copy": Messages(directories), "brand": settings.brand_name, "clock": resources.clock},
     )

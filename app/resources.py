@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import httpx
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
@@ -28,6 +29,7 @@ class Resources:
     db: AsyncDatabase[Document]
     redis: Redis
     queue: EventQueue
+    http: httpx.AsyncClient  # outbound platform calls (Zalo, Messenger)
 
 
 @contextlib.asynccontextmanager
@@ -56,7 +58,12 @@ async def open_resources(settings: Settings, clock: Clock, *, role: str) -> Asyn
             instance.starts,
             built,
         )
-        yield Resources(settings, clock, mongo, db, redis, EventQueue(redis))
+        async with httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0, connect=5.0),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            headers={"User-Agent": "social-loyalty"},
+        ) as http:
+            yield Resources(settings, clock, mongo, db, redis, EventQueue(redis), http)
     finally:
         await redis.aclose()
         await mongo.close()
