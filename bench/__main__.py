@@ -6,7 +6,7 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ("bench.queue",)
+BENCHMARKS = ("bench.queue", "bench.dispatch")
 
 
 def main() -> int:
