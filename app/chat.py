@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from typing import Final
 
+from pydantic import SecretStr
 from pymongo.errors import ConnectionFailure
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -17,12 +18,14 @@ from bot import UPDATE_ADAPTER, Dispatcher
 from bot.channels.base import ChannelClient
 from bot.channels.emulator import EmulatorChannel, EmulatorOutbox
 from bot.channels.messenger import MessengerClient
+from bot.channels.zalo import ZaloOAClient, ZaloTokens
 from bot.fsm.redis import RedisIsolation, RedisStorage
 from bot.i18n import Messages
 from bot.interactions import RedisInteractionLog
 from bot.outbox import RedisOutbox
 from bot.types import BaseUpdate, Channel
 from handlers import build_router
+from storage.platform_tokens import MongoTokenStore
 from storage.queue import CoalescingPublisher, Delivery, Event, EventQueue
 
 log = logging.getLogger("loyalty.chat")
@@ -50,7 +53,7 @@ class QueuedUpdates:
             Event(
                 kind=CHAT_UPDATE,
                 key=":".join(update.user_key),
-                data=update.model_dump(mode="json"),
+                data=update.model_dump_json(),
                 dedupe_id=f"{update.channel.value}:{update.account_id}:{update.event_id}",
             )
             for update in updates
@@ -73,7 +76,25 @@ def channel_clients(resources: Resources) -> dict[str, ChannelClient]:
             page_access_token=settings.facebook_page_access_token.get_secret_value(),
             interactions=RedisInteractionLog(resources.redis),
         )
+    if settings.zalo_oa_id and settings.zalo_app_id and settings.zalo_app_secret is not None:
+        tokens = ZaloTokens(
+            resources.http,
+            MongoTokenStore(resources.db, resources.redis),
+            oauth_base=str(settings.zalo_oauth_base),
+            app_id=settings.zalo_app_id,
+            app_secret=settings.zalo_app_secret.get_secret_value(),
+            account_id=settings.zalo_oa_id,
+            seed_access_token=_secret(settings.zalo_oa_access_token),
+            seed_refresh_token=_secret(settings.zalo_oa_refresh_token),
+        )
+        clients[Channel.ZALO.value] = ZaloOAClient(
+            resources.http, tokens, api_base=str(settings.zalo_oa_api_base)
+        )
     return clients
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 def build_dispatcher(resources: Resources) -> Dispatcher:

@@ -27,7 +27,7 @@ from bot.channels.emulator import EmulatorOutbox
 from loyalty.clock import Clock, SystemClock
 from storage.health import check_mongo, check_redis
 from webhooks import common as webhook_common
-from webhooks import emulator, messenger
+from webhooks import emulator, messenger, zalo
 
 log = logging.getLogger("loyalty.app")
 
@@ -71,6 +71,17 @@ def create_app(settings: Settings, *, clock: Clock | None = None, worker: bool =
 def _register_platform_webhooks(app: web.Application, settings: Settings) -> None:
     """Each platform's webhook, when its secrets are configured (and not otherwise: an endpoint that
     could not verify a signature must not exist)."""
+    if settings.zalo_app_id and settings.zalo_oa_secret_key is not None:
+        zalo.register(
+            app,
+            zalo.ZaloWebhookConfig(
+                app_id=settings.zalo_app_id, oa_secret_key=settings.zalo_oa_secret_key.get_secret_value()
+            ),
+            clock=app[keys.CLOCK].now,
+        )
+        log.info("Zalo OA webhook at %s%s", settings.base_url, zalo.PATH)
+    elif settings.zalo_app_id or settings.zalo_oa_secret_key is not None:
+        log.warning("Zalo webhook off: it needs both ZALO_APP_ID and ZALO_OA_SECRET_KEY")
     if settings.facebook_app_secret is not None and settings.facebook_verify_token is not None:
         messenger.register(
             app,

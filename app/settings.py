@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     embedded_redis_appendfsync: Literal["always", "everysec"] = "always"
 
     # ----------------------------------------------------------------- worker
+    # `loyalty serve` runs a worker in the same process; false for web-only processes when separate
+    # `loyalty worker` processes consume the queue.
+    serve_worker: bool = True
     # An event a worker read but did not acknowledge for this long (it died) is taken over by another.
     worker_claim_idle_seconds: float = Field(default=60.0, gt=0, le=3600)
     # A user's lock (one event of a user at a time) outlives a dead holder by at most this long.

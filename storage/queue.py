@@ -65,13 +65,14 @@ class Event:
 
     :param kind: what it is (``chat.update``...): the worker picks the handler by it.
     :param key: the ordering key: events with the same key are handled one at a time, in order.
-    :param data: the JSON-serialisable payload.
+    :param data: the JSON-serialisable payload, or a JSON object already serialised (a ``str``:
+        callers holding a pydantic model pass ``model_dump_json()``, much cheaper than a dict).
     :param dedupe_id: the platform's event/message id; the same id is queued once per ``dedupe_ttl``.
     """
 
     kind: str
     key: str
-    data: Mapping[str, Any]
+    data: Mapping[str, Any] | str
     dedupe_id: str | None = None
 
 
@@ -117,7 +118,11 @@ class EventQueue:
         args: list[str | int] = [self.dedupe_ttl]
         for event in events:
             dedupe = self._dedupe_key(event.dedupe_id) if event.dedupe_id else ""
-            data = json.dumps(event.data, ensure_ascii=False, separators=(",", ":"))
+            data = (
+                event.data
+                if isinstance(event.data, str)
+                else json.dumps(event.data, ensure_ascii=False, separators=(",", ":"))
+            )
             args += [dedupe, event.kind, event.key, data, now_ms]
         try:
             result: list[str | None] = await self.redis.eval(_PUBLISH, 1, self.stream, *args)

@@ -74,6 +74,9 @@ def signature_problem(app_secret: str, body: bytes, header: str | None, legacy: 
     return None
 
 
+OK_BODY: Final = b'{"ok": true}'
+
+
 async def receive(request: web.Request) -> web.Response:
     """One delivery: any number of entries, each with any number of ``messaging``/``standby`` items."""
     config = request.app[CONFIG]
@@ -107,7 +110,7 @@ async def receive(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_request", "the delivery is invalid", error.details) from None
     _count(counters, batch)
     await enqueue(request, batch.updates, source=SOURCE)  # 503 if the queue cannot take them all
-    return web.json_response({"ok": True})
+    return web.Response(body=OK_BODY, content_type="application/json")
 
 
 def _count(counters: Counters, batch: Batch) -> None:
