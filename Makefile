@@ -55,6 +55,9 @@ fmt: $(VENV)/.installed-dev ## format and autofix
 	$(BIN)/ruff check --fix .
 
 bench: $(VENV)/.installed-bench ## run the benchmarks in bench/ (figures in bench/README.md)
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || \
+	  { echo "bench.ingest needs wrk: sudo apt-get install wrk"; exit 1; }
 	$(BIN)/python -m bench
 
 clean: ## remove the virtualenv and caches (keeps DATA_DIR)

@@ -6,7 +6,7 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ("bench.queue", "bench.dispatch")
+BENCHMARKS = ("bench.queue", "bench.dispatch", "bench.ingest")
 
 
 def main() -> int:

@@ -67,7 +67,7 @@ from bot.types import BaseUpdate
 
 BATCH = 200
 WARMUP = 500
-TOKEN = "123456789:AAHbenchbenchbenchbenchbenchbenchbe"  # noqa: S105 - a syntactically valid fake
+TOKEN = "123456789:AAHbenchbenchbenchbenchbenchbenchbe"
 
 # --------------------------------------------------------------------------- the handler tree
 
