@@ -36,15 +36,33 @@ log = logging.getLogger("loyalty.embedded")
 LOOPBACK: Final = "127.0.0.1"
 _PR_SET_PDEATHSIG: Final = 1
 
-# Sets PR_SET_PDEATHSIG in the child, checks the parent did not die before that, then execs the server.
-# A launcher process is used instead of Popen(preexec_fn=...), which is unsafe once threads exist.
+# A watchdog between us and the server. It asks the kernel for SIGTERM when we die (PR_SET_PDEATHSIG),
+# checks we did not die before that, and runs the server as its own child (which gets SIGKILL if the
+# watchdog itself is killed). On SIGTERM or SIGINT it stops the server: SIGTERM, then SIGKILL after the
+# grace period, so a server slow to honour SIGTERM cannot outlive us. (A separate process, because
+# Popen(preexec_fn=...) is unsafe in our process once threads exist; the watchdog has none.)
 _LAUNCHER: Final = """
-import ctypes, os, signal, sys
+import ctypes, os, signal, subprocess, sys
 libc = ctypes.CDLL(None, use_errno=True)
 libc.prctl(1, signal.SIGTERM, 0, 0, 0)
 if os.getppid() != int(sys.argv[1]):
     sys.exit(70)
-os.execv(sys.argv[2], sys.argv[2:])
+grace = float(sys.argv[2])
+server = subprocess.Popen(sys.argv[3:], preexec_fn=lambda: libc.prctl(1, signal.SIGKILL, 0, 0, 0))
+stopping = []
+
+def stop(signum, frame):
+    # only signals here: the main thread is inside server.wait(), which must not be re-entered
+    if not stopping:
+        stopping.append(signum)
+        server.send_signal(signal.SIGTERM)
+        signal.signal(signal.SIGALRM, lambda s, f: server.kill())
+        signal.alarm(max(1, int(grace)))
+
+signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGINT, stop)
+code = server.wait()
+sys.exit(0 if stopping else code)
 """
 
 
@@ -194,7 +212,14 @@ class EmbeddedServer:
         # PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, so it is set only when
         # the main thread starts the server (it always is, in `loyalty serve` and in the tests).
         if sys.platform == "linux" and threading.current_thread() is threading.main_thread():
-            command = [sys.executable, "-c", _LAUNCHER, str(os.getpid()), *command]
+            command = [
+                sys.executable,
+                "-c",
+                _LAUNCHER,
+                str(os.getpid()),
+                str(self.stop_timeout - 2),
+                *command,
+            ]
         self._log_handle = self.log_path.open("ab")
         self._log_handle.write(
             f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting on port {port}\n".encode()
