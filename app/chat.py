@@ -19,6 +19,7 @@ from bot.channels.base import ChannelClient
 from bot.channels.emulator import EmulatorChannel, EmulatorOutbox
 from bot.channels.messenger import MessengerClient
 from bot.channels.zalo import ZaloOAClient, ZaloTokens
+from bot.channels.zns import RedisZnsSendLog
 from bot.fsm.redis import RedisIsolation, RedisStorage
 from bot.i18n import Messages
 from bot.interactions import RedisInteractionLog
@@ -27,6 +28,8 @@ from bot.types import BaseUpdate, Channel
 from handlers import build_router
 from storage.platform_tokens import MongoTokenStore
 from storage.queue import CoalescingPublisher, Delivery, Event, EventQueue
+from storage.zns_deliveries import ZnsDeliveries
+from webhooks.zalo import ZnsDeliveryStatus
 
 log = logging.getLogger("loyalty.chat")
 
@@ -136,3 +139,18 @@ def chat_worker(resources: Resources, dispatcher: Dispatcher) -> Worker:
         {CHAT_UPDATE: chat_update_handler(dispatcher, RedisInteractionLog(resources.redis))},
         claim_idle_ms=int(resources.settings.worker_claim_idle_seconds * 1000),
     )
+
+
+class ZnsReceipts:
+    """What the Zalo webhook does with ZNS delivery events: keep the receipt (reports) and settle our
+    send record, so a send whose outcome was unknown (a timeout) is known to have gone out."""
+
+    def __init__(self, resources: Resources) -> None:
+        self.deliveries = ZnsDeliveries(resources.db)
+        self.send_log = RedisZnsSendLog(resources.redis)
+
+    async def record(self, statuses: Sequence[ZnsDeliveryStatus]) -> None:
+        await self.deliveries.record(statuses)
+        for status in statuses:
+            if status.tracking_id:
+                await self.send_log.sent(status.tracking_id, status.msg_id)

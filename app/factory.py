@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.web_log import AccessLogger
 
 from app import keys
-from app.chat import QueuedUpdates, build_dispatcher, chat_worker
+from app.chat import QueuedUpdates, ZnsReceipts, build_dispatcher, chat_worker
 from app.middlewares import MAX_BODY_BYTES, error_middleware, request_id_middleware
 from app.paths import ASSETS_DIR, TEMPLATES_DIR
 from app.resources import open_resources
@@ -104,6 +104,7 @@ async def _resources_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.QUEUE] = resources.queue
         app[keys.RESOURCES] = resources
         app[webhook_common.SINK] = QueuedUpdates(resources.queue)
+        app[zalo.ZNS_STATUS] = ZnsReceipts(resources)
         app[emulator.OUTBOX] = EmulatorOutbox(resources.redis)
         yield
 

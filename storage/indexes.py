@@ -51,7 +51,10 @@ class IndexSpec:
 
 
 # The application's indexes. Later modules (customers, ledger, vouchers...) add theirs here.
-INDEXES: tuple[IndexSpec, ...] = (IndexSpec("meta", (("kind", 1),), name="meta_kind"),)
+INDEXES: tuple[IndexSpec, ...] = (
+    IndexSpec("meta", (("kind", 1),), name="meta_kind"),
+    IndexSpec("zns_deliveries", (("tracking_id", 1),), name="zns_deliveries_tracking_id", sparse=True),
+)
 
 
 async def ensure_indexes(db: AsyncDatabase[Document], specs: Iterable[IndexSpec] = INDEXES) -> int:

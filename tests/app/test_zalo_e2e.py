@@ -20,7 +20,10 @@ from redis.asyncio import Redis
 
 from app.factory import create_app
 from app.settings import Settings
+from loyalty.clock import FrozenClock
+from storage.clients import MongoClient
 from tests.fakes.zalo import OAUTH_PREFIX, FakeZalo
+from tests.webhooks import zalo_helpers
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[web.Request, web.Application]]]
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
@@ -135,3 +138,36 @@ async def test_our_buttons_come_back_as_postbacks(
 
     await wait_for_messages(fake, 2)
     assert fake.messages[1]["message"]["text"].startswith("Bạn có thể nhắn cho Demo Café")
+
+
+async def test_a_zns_receipt_is_kept_and_settles_the_send(
+    aiohttp_client: ClientFactory, settings: Settings, redis: Redis, mongo_client: MongoClient, db_name: str
+) -> None:
+    # given the app at the time of the fixture, and a ZNS send whose outcome we did not know
+    fixture = zalo_helpers.load_fixture("user_received_message__zns")
+    event = fixture.data
+    clock = FrozenClock(zalo_helpers.from_ms(event["timestamp"]))
+    configured = settings.model_copy(
+        update={
+            "zalo_app_id": zalo_helpers.APP_ID,
+            "zalo_oa_secret_key": SecretStr(zalo_helpers.OA_SECRET_KEY),
+        }
+    )
+    client = await aiohttp_client(create_app(configured, clock=clock, worker=False))
+    tracking_id = event["message"]["tracking_id"]
+    await redis.set(f"zns:sent:{tracking_id}", "pending")
+
+    # when Zalo reports its delivery
+    answer = await client.post(
+        "/webhooks/zalo",
+        data=fixture.body,
+        headers=zalo_helpers.signed_headers(fixture.body, event["timestamp"], extra=fixture.headers),
+    )
+
+    # then the receipt is kept and the send is known to have gone out
+    assert answer.status == 200
+    receipt = await mongo_client[db_name].zns_deliveries.find_one({"_id": event["message"]["msg_id"]})
+    assert receipt is not None
+    assert receipt["tracking_id"] == tracking_id
+    assert receipt["status"] == "received"
+    assert await redis.get(f"zns:sent:{tracking_id}") == f"sent:{event['message']['msg_id']}"
