@@ -416,7 +416,7 @@ class MessengerClient:
     async def typing_on(self, to: Recipient) -> None:
         """Show the typing indicator (a separate request: a sender action cannot carry a message)."""
         self._check_recipient(to)
-        body = {"recipient": {"id": to.user_id}, "sender_action": "typing_on"}
+        body = {"recipient": recipient_field(to.user_id), "sender_action": "typing_on"}
         await self._call("POST", self._messages_url, json=body, what=f"Messenger typing_on to {to.user_id}")
 
     async def profile(self, psid: str, *, fields: Sequence[str] = DEFAULT_PROFILE_FIELDS) -> dict[str, Any]:
@@ -476,7 +476,7 @@ class MessengerClient:
 
     async def _deliver(self, to: Recipient, messages: list[dict[str, Any]], mode: dict[str, str]) -> None:
         for index, message in enumerate(messages, start=1):
-            body = {"recipient": {"id": to.user_id}, **mode, "message": message}
+            body = {"recipient": recipient_field(to.user_id), **mode, "message": message}
             what = f"Messenger send {index}/{len(messages)} to {to.user_id}"
             await self._call("POST", self._messages_url, json=body, what=what)
 
@@ -522,3 +522,17 @@ class MessengerClient:
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._token, "[redacted]") if self._token else text
+
+
+USER_REF_PREFIX: Final = "user_ref:"
+
+
+def recipient_field(user_id: str) -> dict[str, str]:
+    """The Send API's ``recipient``: a PSID, or the checkbox plugin's ``user_ref``.
+
+    A checkbox-plugin opt-in has no PSID yet: the webhook names that user ``user_ref:<ref>``, and the
+    first message to them must be addressed by that ref.
+    """
+    if user_id.startswith(USER_REF_PREFIX):
+        return {"user_ref": user_id.removeprefix(USER_REF_PREFIX)}
+    return {"id": user_id}

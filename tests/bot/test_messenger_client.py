@@ -30,6 +30,7 @@ from bot.channels.messenger import (
     MessengerClient,
     error_for,
     parse_graph_error,
+    recipient_field,
     split_text,
 )
 from bot.replies import Button, Buttons, Card, Image, QuickReplies, QuickReply, Reply, RequestPhone, Text
@@ -748,3 +749,14 @@ async def test_the_fake_refuses_a_missing_or_wrong_token(
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == 190
+
+
+@pytest.mark.parametrize(
+    ("_case", "user_id", "field"),
+    [
+        ("a psid", "24000000000000001", {"id": "24000000000000001"}),
+        ("a checkbox opt-in", "user_ref:ref-abc-123", {"user_ref": "ref-abc-123"}),
+    ],
+)
+def test_the_recipient_is_a_psid_or_a_user_ref(_case: str, user_id: str, field: dict[str, str]) -> None:
+    assert recipient_field(user_id) == field

@@ -24,6 +24,7 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
+from bot.channels.messenger import USER_REF_PREFIX as MESSENGER_USER_REF_PREFIX
 from bot.types import (
     Attachment,
     AttachmentType,
@@ -51,9 +52,9 @@ from webhooks.messenger.wire import (
 
 log = logging.getLogger("loyalty.webhooks.messenger")
 
-#: ``user_id`` of people known only by a plugin's ``user_ref`` (no PSID yet): kept apart from PSIDs, and
-#: telling the Send API side to address them with ``recipient.user_ref``.
-USER_REF_PREFIX: Final = "user_ref:"
+#: ``user_id`` of people known only by a plugin's ``user_ref`` (no PSID yet): kept apart from PSIDs; the
+#: Send API client addresses them with ``recipient.user_ref`` (one constant for both sides).
+USER_REF_PREFIX: Final = MESSENGER_USER_REF_PREFIX
 #: Suffix of the ``Referral`` that a postback carrying ``referral`` also yields (a distinct event id).
 REFERRAL_SUFFIX: Final = ":ref"
 #: ``bot.types.Message.text`` holds at most this; longer text is cut (``raw`` keeps all of it).
