@@ -842,24 +842,29 @@ class ZaloOAClient:
         for message in messages:
             await self.send_message(to.user_id, message)
 
-    async def send_message(self, user_id: str, message: Mapping[str, Any]) -> dict[str, Any]:
-        """Send one rendered ``message`` object; return Zalo's ``data`` (``message_id``, ``quota``...)."""
-        body = {"recipient": {"user_id": user_id}, "message": dict(message)}
+    async def _call(self, method: str, path: str, what: str, **request: Any) -> dict[str, Any]:
+        """One OA API call with the current token (refreshed once if refused), retried when transient;
+        Zalo's ``data`` object."""
 
-        async def post(tokens: OATokens) -> dict[str, Any]:
+        async def attempt(tokens: OATokens) -> dict[str, Any]:
             answer = await send_request(
                 self.http,
-                "POST",
-                f"{self.api_base}{MESSAGE_PATH}",
-                what="zalo message",
+                method,
+                f"{self.api_base}{path}",
+                what=what,
                 table=OA_ERRORS,
                 headers=self._headers(tokens),
-                json_body=body,
+                **request,
             )
             data = answer.get("data")
             return data if isinstance(data, dict) else {}
 
-        data = await call_with_token(self.tokens, post, policy=self.policy, what="zalo message")
+        return await call_with_token(self.tokens, attempt, policy=self.policy, what=what)
+
+    async def send_message(self, user_id: str, message: Mapping[str, Any]) -> dict[str, Any]:
+        """Send one rendered ``message`` object; return Zalo's ``data`` (``message_id``, ``quota``...)."""
+        body = {"recipient": {"user_id": user_id}, "message": dict(message)}
+        data = await self._call("POST", MESSAGE_PATH, "zalo message", json_body=body)
         log.debug("zalo message %s sent to %s", data.get("message_id"), user_id)
         return data
 
@@ -871,21 +876,7 @@ class ZaloOAClient:
         :raises RecipientUnavailableError: ``-213``, an unknown id or not a follower.
         """
         params = {"data": json.dumps({"user_id": user_id}, separators=(",", ":"))}
-
-        async def get(tokens: OATokens) -> dict[str, Any]:
-            answer = await send_request(
-                self.http,
-                "GET",
-                f"{self.api_base}{USER_DETAIL_PATH}",
-                what="zalo user detail",
-                table=OA_ERRORS,
-                headers=self._headers(tokens),
-                params=params,
-            )
-            data = answer.get("data")
-            return data if isinstance(data, dict) else {}
-
-        data = await call_with_token(self.tokens, get, policy=self.policy, what="zalo user detail")
+        data = await self._call("GET", USER_DETAIL_PATH, "zalo user detail", params=params)
         profile = dict(data)
         shared = data.get("shared_info")
         shared_info = dict(shared) if isinstance(shared, dict) else {}

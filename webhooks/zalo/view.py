@@ -142,16 +142,23 @@ async def receive(request: web.Request) -> web.Response:
     try:
         updates = parse_event(event, event_name)
     except MalformedEvent as error:
-        log.warning("zalo: malformed %s event: %s: %s", event_name, error.field, error.problem)
-        raise _refuse(
-            counters,
-            400,
-            "invalid_request",
-            f"malformed {event_name} event: {error.field}: {error.problem}",
-            [{"event": event_name, "field": error.field, "problem": error.problem}],
-        ) from None
+        raise _malformed(counters, event_name, error) from None
     await enqueue(request, updates, source=SOURCE)
     return web.json_response(_OK)
+
+
+def _malformed(
+    counters: Counters, what: str, error: MalformedEvent, *, event_name: str | None = None
+) -> ApiError:
+    """A 400 naming the event and the field, counted and logged (nothing is queued)."""
+    log.warning("zalo: malformed %s event: %s: %s", what, error.field, error.problem)
+    return _refuse(
+        counters,
+        400,
+        "invalid_request",
+        f"malformed {what} event: {error.field}: {error.problem}",
+        [{"event": event_name or what, "field": error.field, "problem": error.problem}],
+    )
 
 
 async def _zns(request: web.Request, event: dict[str, Any], event_name: str) -> web.Response:
@@ -165,14 +172,7 @@ async def _zns(request: web.Request, event: dict[str, Any], event_name: str) -> 
     try:
         statuses = parse(event, event_name)
     except MalformedEvent as error:
-        log.warning("zalo: malformed ZNS %s event: %s: %s", event_name, error.field, error.problem)
-        raise _refuse(
-            counters,
-            400,
-            "invalid_request",
-            f"malformed ZNS {event_name} event: {error.field}: {error.problem}",
-            [{"event": event_name, "field": error.field, "problem": error.problem}],
-        ) from None
+        raise _malformed(counters, f"ZNS {event_name}", error, event_name=event_name) from None
     recorder = request.app.get(ZNS_STATUS)
     if recorder is None:
         counters.inc("webhook_zns_statuses_total", len(statuses), source=SOURCE, outcome="unrecorded")
