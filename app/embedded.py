@@ -14,6 +14,7 @@ them with the same classes. Each server:
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import fcntl
 import json
@@ -120,7 +121,7 @@ class _PidRecord:
     executable: str
 
 
-class EmbeddedServer:
+class EmbeddedServer(abc.ABC):
     """One server binary run as a child process. Subclasses say how to run it and how to ping it."""
 
     name: ClassVar[str]
@@ -135,18 +136,22 @@ class EmbeddedServer:
         self._log_handle: IO[bytes] | None = None
 
     # ------------------------------------------------------------------ subclass contract
+    @abc.abstractmethod
     def executable(self) -> Path:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """The server binary (raise :class:`EmbeddedServerError` when it is not installed)."""
 
+    @abc.abstractmethod
     def arguments(self, port: int) -> list[str]:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """Its command-line arguments for ``port``."""
 
+    @abc.abstractmethod
     def ping(self, port: int) -> bool:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """Does it answer on ``port`` right now?"""
 
     @property
+    @abc.abstractmethod
     def url(self) -> str:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """How clients reach it."""
 
     # ------------------------------------------------------------------ lifecycle
     @property

@@ -16,6 +16,7 @@ them is accepted at registration.
 
 from __future__ import annotations
 
+import abc
 import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterable
@@ -34,14 +35,15 @@ FilterResult = Union[bool, dict[str, Any]]  # noqa: UP007 - used at runtime in i
 CompiledFilter = Callable[[Any, "Context"], Any]
 
 
-class Filter:
+class Filter(abc.ABC):
     """Base class for filters: gives ``&``, ``|`` and ``~``, and the ``provides`` declaration."""
 
     provides: ClassVar[frozenset[str]] = frozenset()
     is_async: ClassVar[bool] = False
 
+    @abc.abstractmethod
     def __call__(self, update: Any, ctx: Context) -> FilterResult | Awaitable[FilterResult]:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """``True``/``False``, or a dict of values for the handler (or an awaitable of one)."""
 
     def __and__(self, other: Any) -> Filter:
         return and_(self, other)
