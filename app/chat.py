@@ -109,7 +109,8 @@ def build_dispatcher(resources: Resources) -> Dispatcher:
         storage=RedisStorage(resources.redis),
         isolation=RedisIsolation(resources.redis, ttl=settings.user_lock_ttl_seconds),
         channels=channel_clients(resources),
-        outbox=RedisOutbox(resources.redis),
+        # a lease shorter than the worker's takeover time: a send left by a dead worker is retried
+        outbox=RedisOutbox(resources.redis, lease=settings.worker_claim_idle_seconds / 2),
         services={"copy": Messages(directories), "brand": settings.brand_name, "clock": resources.clock},
     )
     dispatcher.include_router(build_router())

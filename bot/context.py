@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from bot.channels.base import Recipient
 from bot.fsm.context import FSMContext
 from bot.fsm.storage import StorageKey
+from bot.outbox import Claim, OutboxBusyError
 from bot.replies import Reply, Text, as_reply
 
 if TYPE_CHECKING:
@@ -44,18 +45,35 @@ class Sender:
         recipient = Recipient(update.channel.value, update.account_id, update.user_id)
         outbox = self._dispatcher.outbox
         key = f"{recipient.channel}:{recipient.account_id}:{recipient.user_id}:{update.event_id}:{step}"
-        if outbox is not None and not await outbox.claim(key):
-            self.skipped += len(replies)
-            log.info("step %d of update %s was already sent: not sending it again", step, update.event_id)
-            return
+        if outbox is not None:
+            claim = await outbox.claim(key)
+            if claim is Claim.SENT:
+                self.skipped += len(replies)
+                log.info("step %d of update %s was already sent: not sending it again", step, update.event_id)
+                return
+            if claim is Claim.BUSY:
+                raise OutboxBusyError(
+                    f"step {step} of update {update.event_id} is being sent by another attempt"
+                )
+        rendered = [as_reply(r) for r in replies]
+        # A channel whose destination shares the outbox's Redis (the emulator) commits the reply and its
+        # "sent" mark in one transaction: exactly once. Others send, then mark (a crash in between
+        # may send the step again after the lease, never lose it).
+        send_and_mark = getattr(client, "send_and_mark", None)
+        mark_sent = getattr(outbox, "mark_sent", None)
         try:
-            await client.send(recipient, [as_reply(r) for r in replies], in_reply_to=update)
+            if send_and_mark is not None and mark_sent is not None:
+                await send_and_mark(
+                    recipient, rendered, in_reply_to=update, mark=lambda pipe: mark_sent(pipe, key)
+                )
+            else:
+                await client.send(recipient, rendered, in_reply_to=update)
+                if outbox is not None:
+                    await outbox.sent(key)
         except BaseException:
             if outbox is not None:
                 await outbox.release(key)
             raise
-        if outbox is not None:
-            await outbox.sent(key)
         self.sent += len(replies)
 
     async def text(self, text: str) -> None:

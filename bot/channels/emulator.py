@@ -8,7 +8,7 @@ sees what that platform would show (more buttons than Messenger allows become nu
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from redis.asyncio import Redis
@@ -44,9 +44,14 @@ class EmulatorOutbox:
     def stream(self, account_id: str, user_id: str) -> str:
         return f"{self.prefix}:outbox:{account_id}:{user_id}"
 
-    async def append(self, to: Recipient, messages: Sequence[dict[str, Any]]) -> list[str]:
+    async def append(
+        self, to: Recipient, messages: Sequence[dict[str, Any]], *, also: Callable[[Any], None] | None = None
+    ) -> list[str]:
+        """Append ``messages`` in one transaction; ``also`` may add commands to it (the outbox mark)."""
         name = self.stream(to.account_id, to.user_id)
         async with self.redis.pipeline(transaction=True) as pipe:
+            if also is not None:
+                also(pipe)
             for message in messages:
                 pipe.xadd(
                     name,
@@ -56,6 +61,8 @@ class EmulatorOutbox:
                 )
             pipe.expire(name, self.ttl)
             results = await pipe.execute()
+        if also is not None:
+            results = results[1:]
         return [str(entry) for entry in results[:-1]]
 
     async def read(
@@ -79,6 +86,17 @@ class EmulatorChannel:
     async def send(
         self, to: Recipient, replies: Sequence[Reply], *, in_reply_to: BaseUpdate | None = None
     ) -> None:
+        await self.send_and_mark(to, replies, in_reply_to=in_reply_to, mark=None)
+
+    async def send_and_mark(
+        self,
+        to: Recipient,
+        replies: Sequence[Reply],
+        *,
+        in_reply_to: BaseUpdate | None = None,
+        mark: Callable[[Any], None] | None,
+    ) -> None:
+        """Send, with ``mark`` (the outbox's *sent* record) in the same Redis transaction."""
         flavor = to.account_id.removeprefix(EMULATOR_ACCOUNT_PREFIX)
         limits = LIMITS.get(flavor, ZALO)
-        await self.outbox.append(to, [fitted_to_json(fit(reply, limits)) for reply in replies])
+        await self.outbox.append(to, [fitted_to_json(fit(reply, limits)) for reply in replies], also=mark)

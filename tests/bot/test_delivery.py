@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +12,7 @@ from redis.asyncio import Redis
 
 from bot import Dispatcher, Message, Router, Sender
 from bot.channels.base import Recipient
+from bot.channels.emulator import EmulatorChannel, EmulatorOutbox
 from bot.channels.errors import (
     PermanentError,
     RateLimitedError,
@@ -18,7 +20,7 @@ from bot.channels.errors import (
     TransientError,
     with_retries,
 )
-from bot.outbox import MemoryOutbox, Outbox, RedisOutbox
+from bot.outbox import Claim, MemoryOutbox, Outbox, OutboxBusyError, RedisOutbox
 from bot.replies import Reply
 
 
@@ -112,12 +114,37 @@ async def test_a_failed_send_can_be_sent_by_the_retry(outbox: Outbox) -> None:
 async def test_the_redis_outbox_keeps_records_a_day(redis: Redis) -> None:
     outbox = RedisOutbox(redis)
 
-    assert await outbox.claim("k")
+    assert await outbox.claim("k") is Claim.NEW
     await outbox.sent("k")
 
     assert await redis.get("outbox:k") == "sent"
     assert 86_000 < await redis.ttl("outbox:k") <= 86_400
-    assert not await outbox.claim("k")
+    assert await outbox.claim("k") is Claim.SENT
+
+
+@pytest.fixture(params=["memory", "redis"])
+def leased_outbox(request: pytest.FixtureRequest, redis: Redis) -> Outbox:
+    return MemoryOutbox(lease=0.3) if request.param == "memory" else RedisOutbox(redis, lease=0.3)
+
+
+async def test_a_step_left_sending_by_a_dead_worker_is_sent_once_the_lease_runs_out(
+    leased_outbox: Outbox,
+) -> None:
+    # given a worker that claimed step 0 of the update and died before sending it
+    channel = FlakyChannel()
+    dp = dispatcher(channel, leased_outbox)
+    assert await leased_outbox.claim("zalo:oa:u1:ev-1:0") is Claim.NEW
+
+    # when the update is handled again while the lease still runs, it is busy: retried later
+    early = await dp.feed_update(message())
+    assert isinstance(early.error, OutboxBusyError)
+    assert channel.delivered == []
+
+    # and once the lease ran out, the retry sends everything: nothing lost, nothing doubled
+    await asyncio.sleep(0.35)
+    late = await dp.feed_update(message())
+    assert late.error is None
+    assert [r.text for r in channel.delivered] == ["một", "hai"]
 
 
 # --------------------------------------------------------------------------- retries
@@ -175,3 +202,35 @@ async def test_backoff_grows_with_jitter_and_honours_retry_after() -> None:
     assert all(0 <= d <= 4.0 for d in delays)
     assert max(policy.delay(0, TransientError("x")) for _ in range(50)) <= 0.5
     assert policy.delay(0, RateLimitedError("slow down", retry_after=3.0)) == 3.0
+
+
+async def test_the_emulator_commits_a_reply_and_its_sent_mark_together(redis: Redis) -> None:
+    emulator = EmulatorOutbox(redis)
+    dp = Dispatcher(channels={"emulator": EmulatorChannel(emulator)}, outbox=RedisOutbox(redis))
+    router = Router()
+
+    @router.message()
+    async def answer(reply: Sender) -> None:
+        await reply("một")
+
+    dp.include_router(router)
+    update = Message(
+        channel="emulator",
+        account_id="emulator-zalo",
+        user_id="u1",
+        event_id="ev-9",
+        timestamp=datetime.now(UTC),
+    )
+
+    # when the reply's stream cannot take it, neither the reply nor a "sent" mark is written
+    await redis.set(emulator.stream("emulator-zalo", "u1"), "not a stream")
+    failed = await dp.feed_update(update)
+    assert failed.error is not None
+    assert await redis.get("outbox:emulator:emulator-zalo:u1:ev-9:0") is None
+
+    # and once it can, both are written, once
+    await redis.delete(emulator.stream("emulator-zalo", "u1"))
+    await dp.feed_update(update)
+    await dp.feed_update(update)
+    assert await redis.get("outbox:emulator:emulator-zalo:u1:ev-9:0") == "sent"
+    assert await redis.xlen(emulator.stream("emulator-zalo", "u1")) == 1
