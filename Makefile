@@ -22,17 +22,22 @@ define install
 	  || $(PIP) -e '$(1)'
 endef
 
+# (through variables: $(call) would split a literal `.[dev,embedded]` at its comma)
+RUN_SET   := .[embedded]
+DEV_SET   := .[dev,embedded]
+BENCH_SET := .[dev,embedded,bench]
+
 # One stamp per extra set: re-installs when pyproject.toml changes.
 $(VENV)/.installed-embedded: pyproject.toml | $(BIN)/python
-	$(call install,.[embedded])
+	$(call install,$(RUN_SET))
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(call install,.[dev,embedded])
+	$(call install,$(DEV_SET))
 	@touch $@ $(VENV)/.installed-embedded
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
-	$(call install,.[dev,embedded,bench])
+	$(call install,$(BENCH_SET))
 	@touch $@ $(VENV)/.installed-dev $(VENV)/.installed-embedded
 
 run: $(VENV)/.installed-embedded ## set up and start the service (embedded MongoDB + Redis unless MONGODB_URI / REDIS_URL are set)
