@@ -45,6 +45,7 @@ from bot.channels.errors import (
 )
 from bot.render import MESSENGER, NumberedOptions, fit, shorten
 from bot.replies import Button, Buttons, Card, Image, QuickReplies, Reply, RequestPhone, Text
+from bot.timeutil import utc_now
 
 if TYPE_CHECKING:
     from bot.types import BaseUpdate
@@ -84,10 +85,6 @@ CREDENTIAL_HINT: Final = (
 _WINDOW_SUBCODES: Final = frozenset({2018278, 2534022, 2018065})
 # Code/subcode pairs meaning "this person cannot get our messages" (A.3 error table).
 _UNAVAILABLE: Final = frozenset({(10, 2018108), (10, 1893015), (100, 2018001), (200, 1545041)})
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class InteractionLog(Protocol):

@@ -46,6 +46,7 @@ from bot.channels.errors import (
 from bot.channels.zalo_payload import encode
 from bot.render import ZALO, NumberedOptions, fit
 from bot.replies import Button, Buttons, Card, Image, QuickReplies, Reply, Text
+from bot.timeutil import EPOCH, utc_now
 
 if TYPE_CHECKING:
     from bot.types import BaseUpdate
@@ -65,11 +66,6 @@ MAX_TEXT_LENGTH: Final = 2000
 MESSAGE_PATH: Final = "/v3.0/oa/message/cs"
 USER_DETAIL_PATH: Final = "/v3.0/oa/user/detail"
 TOKEN_PATH: Final = "/v4/oa/access_token"  # noqa: S105 - a path, not a secret
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 # --------------------------------------------------------------------------------------------- errors
@@ -466,8 +462,8 @@ class ZaloTokens:
         return OATokens(
             access_token=self._seed_access,
             refresh_token=self._seed_refresh,
-            access_expires_at=now + ACCESS_TOKEN_LIFETIME if self._seed_access else _EPOCH,
-            refresh_expires_at=now + REFRESH_TOKEN_LIFETIME if self._seed_refresh else _EPOCH,
+            access_expires_at=now + ACCESS_TOKEN_LIFETIME if self._seed_access else EPOCH,
+            refresh_expires_at=now + REFRESH_TOKEN_LIFETIME if self._seed_refresh else EPOCH,
             version=version,
             seeds=(*seeds, self._seed_fingerprint),
         )

@@ -46,8 +46,8 @@ from bot.channels.zalo import (
     call_with_token,
     normalize_phone,
     send_request,
-    utc_now,
 )
+from bot.timeutil import utc_now
 
 log = logging.getLogger("loyalty.bot.channels.zns")
 

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Final
+
+from bot.timeutil import utc_now
 
 #: Older items are skipped: the queue forgets event ids after 24 h, so a replay of an old signed body
 #: could otherwise be handled a second time. One hour of margin under that window.
 DEFAULT_MAX_AGE_SECONDS: Final = 23 * 3600
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

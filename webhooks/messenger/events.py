@@ -25,6 +25,7 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from bot.channels.messenger import USER_REF_PREFIX as MESSENGER_USER_REF_PREFIX
+from bot.timeutil import from_millis
 from bot.types import (
     Attachment,
     AttachmentType,
@@ -47,7 +48,6 @@ from webhooks.messenger.wire import (
     WireEntry,
     WireItem,
     WireMessage,
-    to_datetime,
 )
 
 log = logging.getLogger("loyalty.webhooks.messenger")
@@ -127,7 +127,7 @@ class _Origin:
             "account_id": self.account_id,
             "user_id": self.user_id,
             "event_id": event_id,
-            "timestamp": to_datetime(self.millis),
+            "timestamp": from_millis(self.millis),
             "raw": self.raw,
         }
 

@@ -9,12 +9,10 @@ the app. Shapes follow ``platforms/messenger.md`` Part A; what it leaves unconfi
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StringConstraints
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 # Printable ASCII without spaces: PSIDs and Page ids are digits, mids look like ``mid.1457764197618:41d1...``
 # or ``m_AG5Hz2...`` (older ones had ``$``). Ids stay opaque strings; nothing does arithmetic on them.
 _OPAQUE: Final = re.compile(r"[\x21-\x7e]+")
@@ -54,11 +52,6 @@ def _millis(value: object) -> int:
     if not 0 < number < MAX_MILLIS:
         raise ValueError("must be epoch milliseconds")
     return number
-
-
-def to_datetime(millis: int) -> datetime:
-    """Epoch milliseconds → aware UTC datetime (integer arithmetic: no float rounding)."""
-    return _EPOCH + timedelta(milliseconds=millis)
 
 
 Id = Annotated[str, _opaque_id(MAX_ID_LENGTH)]

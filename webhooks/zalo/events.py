@@ -18,6 +18,7 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from bot.channels import zalo_payload
+from bot.timeutil import from_millis
 from bot.types import (
     Attachment,
     AttachmentType,
@@ -29,7 +30,7 @@ from bot.types import (
     Postback,
     Unfollow,
 )
-from webhooks.zalo.fields import Fields, MalformedEvent, datetime_from_ms
+from webhooks.zalo.fields import Fields, MalformedEvent
 
 log = logging.getLogger("loyalty.webhooks.zalo")
 
@@ -60,7 +61,7 @@ def _common(fields: Fields, event: Event, *, account: str, user: str) -> dict[st
         "account_id": account_id,
         "user_id": user_id,
         "event_id": msg_id or event_id_for(fields.event, user_id, timestamp),
-        "timestamp": datetime_from_ms(ms),
+        "timestamp": from_millis(ms),
         "raw": event,
     }
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 # Zalo ids (users, OAs, messages) are digit or hex strings, too large for a JSON number; they stay
@@ -20,7 +19,6 @@ EPOCH_MS_PATTERN: Final = re.compile(r"[0-9]{1,15}")
 # the last millisecond a datetime can hold (9999-12-31T23:59:59.999Z)
 MAX_EPOCH_MS: Final = 253_402_300_799_999
 MAX_STRING_LENGTH: Final = 8192
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MISSING: Final = object()
 
 
@@ -51,11 +49,6 @@ def parse_epoch_ms(value: object) -> int | None:
     else:
         return None
     return ms if ms <= MAX_EPOCH_MS else None
-
-
-def datetime_from_ms(ms: int) -> datetime:
-    """An aware UTC datetime, exact to the millisecond (no float rounding)."""
-    return _EPOCH + timedelta(milliseconds=ms)
 
 
 class Fields:

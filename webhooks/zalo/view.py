@@ -28,10 +28,11 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from bot.timeutil import from_millis
 from webhooks.common import COUNTERS, ApiError, Counters, enqueue
 from webhooks.zalo.config import CLOCK, CONFIG, ZaloWebhookConfig
 from webhooks.zalo.events import EVENT_MAP, IGNORED_EVENTS, parse_event
-from webhooks.zalo.fields import MalformedEvent, datetime_from_ms, parse_epoch_ms
+from webhooks.zalo.fields import MalformedEvent, parse_epoch_ms
 from webhooks.zalo.zns import ZNS_EVENT_MAP, ZNS_SERVER, ZNS_STATUS
 
 log = logging.getLogger("loyalty.webhooks.zalo")
@@ -113,7 +114,7 @@ async def receive(request: web.Request) -> web.Response:
         raise _refuse(counters, 401, "invalid_signature", "the X-ZEvent-Signature does not match")
 
     now = app[CLOCK]()
-    sent_at = datetime_from_ms(ms)
+    sent_at = from_millis(ms)
     if sent_at < now - timedelta(seconds=config.max_age_seconds) or sent_at > now + timedelta(
         seconds=config.max_skew_seconds
     ):

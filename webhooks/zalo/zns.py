@@ -16,7 +16,8 @@ from typing import Any, Final, Protocol
 
 from aiohttp import web
 
-from webhooks.zalo.fields import Fields, datetime_from_ms
+from bot.timeutil import from_millis
+from webhooks.zalo.fields import Fields
 
 ZNS_SERVER: Final = "ZNS"
 # ours, "≤ 48 characters" when sent; a little slack on the way back
@@ -73,7 +74,7 @@ def parse_received(event: dict[str, Any], event_name: str) -> list[ZnsDeliverySt
             msg_id=message.id("msg_id"),
             tracking_id=message.text("tracking_id", max_length=MAX_TRACKING_ID_LENGTH) or None,
             status=ZnsStatus.RECEIVED,
-            delivered_at=datetime_from_ms(delivered_ms),
+            delivered_at=from_millis(delivered_ms),
         )
     ]
 
