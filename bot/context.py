@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from bot.channels.base import Recipient
+from bot.channels.base import ChannelClient, Recipient
 from bot.fsm.context import FSMContext
 from bot.fsm.storage import StorageKey
-from bot.outbox import Claim, OutboxBusyError
+from bot.outbox import Claim, Outbox, OutboxBusyError
 from bot.replies import Reply, Text, as_reply
 
 if TYPE_CHECKING:
@@ -43,19 +43,27 @@ class Sender:
         step, self._step = self._step, self._step + 1
         client = self._dispatcher.channel_client(update.channel.value)
         recipient = Recipient(update.channel.value, update.account_id, update.user_id)
-        outbox = self._dispatcher.outbox
-        key = f"{recipient.channel}:{recipient.account_id}:{recipient.user_id}:{update.event_id}:{step}"
-        if outbox is not None:
-            claim = await outbox.claim(key)
-            if claim is Claim.SENT:
-                self.skipped += len(replies)
-                log.info("step %d of update %s was already sent: not sending it again", step, update.event_id)
-                return
-            if claim is Claim.BUSY:
-                raise OutboxBusyError(
-                    f"step {step} of update {update.event_id} is being sent by another attempt"
-                )
         rendered = [as_reply(r) for r in replies]
+        outbox = self._dispatcher.outbox
+        if outbox is None:
+            await client.send(recipient, rendered, in_reply_to=update)
+        elif await self._send_once(outbox, client, recipient, rendered, step):
+            return
+        self.sent += len(replies)
+
+    async def _send_once(
+        self, outbox: Outbox, client: ChannelClient, recipient: Recipient, rendered: list[Reply], step: int
+    ) -> bool:
+        """Send a step through the outbox; True when it had been sent already (nothing was sent now)."""
+        update = self._update
+        key = f"{recipient.channel}:{recipient.account_id}:{recipient.user_id}:{update.event_id}:{step}"
+        claim = await outbox.claim(key)
+        if claim is Claim.SENT:
+            self.skipped += len(rendered)
+            log.info("step %d of update %s was already sent: not sending it again", step, update.event_id)
+            return True
+        if claim is Claim.BUSY:
+            raise OutboxBusyError(f"step {step} of update {update.event_id} is being sent by another attempt")
         # A channel whose destination shares the outbox's Redis (the emulator) commits the reply and its
         # "sent" mark in one transaction: exactly once. Others send, then mark (a crash in between
         # may send the step again after the lease, never lose it).
@@ -68,13 +76,11 @@ class Sender:
                 )
             else:
                 await client.send(recipient, rendered, in_reply_to=update)
-                if outbox is not None:
-                    await outbox.sent(key)
+                await outbox.sent(key)
         except BaseException:
-            if outbox is not None:
-                await outbox.release(key)
+            await outbox.release(key)
             raise
-        self.sent += len(replies)
+        return False
 
     async def text(self, text: str) -> None:
         await self(Text(text))
