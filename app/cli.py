@@ -141,14 +141,10 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
-async def _serve_app(app: web.Application, settings: Settings) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down gracefully.
-
-    A repeated signal during shutdown (an impatient second Ctrl-C) is acknowledged, not obeyed: the
-    shutdown it would cut short is the one that closes clients and stops the servers cleanly.
-    """
+def stop_on_signals() -> asyncio.Event:
+    """An event set by the first SIGINT or SIGTERM. A repeated signal (an impatient second Ctrl-C) is
+    acknowledged, not obeyed: the shutdown it would cut short closes clients and stops servers cleanly."""
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
 
     def on_signal(signum: int) -> None:
         if stop.is_set():
@@ -157,8 +153,15 @@ async def _serve_app(app: web.Application, settings: Settings) -> None:
         log.info("%s: stopping", signal.Signals(signum).name)
         stop.set()
 
+    loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
+    return stop
+
+
+async def _serve_app(app: web.Application, settings: Settings) -> None:
+    """Serve until SIGINT or SIGTERM (see :func:`stop_on_signals`), then shut down gracefully."""
+    stop = stop_on_signals()
     runner = web.AppRunner(app, handle_signals=False, access_log_class=QuietProbesAccessLogger)
     await runner.setup()
     try:
@@ -193,10 +196,7 @@ def _worker(settings: Settings) -> int:
 
 async def _worker_main(settings: Settings) -> int:
     """``loyalty worker``: consume until SIGINT or SIGTERM, then finish the batch in hand and exit 0."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     async with open_resources(settings, SystemClock(), role="worker") as resources:
         dispatcher = build_dispatcher(resources)
         await dispatcher.emit_startup()
