@@ -9,6 +9,9 @@ Amounts of money are whole VND (``int``). Points are whole numbers.
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
@@ -29,6 +32,19 @@ Points = Annotated[int, Field(ge=0, le=1_000_000_000)]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class _FieldProblem(ValueError):
+    """A cross-field rule broken at ``at`` (a path relative to the validated object).
+
+    Pydantic reports a validator's error at the validator's own location (``tiers.levels``, or the
+    top level for the program); :func:`load_program` appends ``at`` so the message and the line point
+    at the offending field (``tiers.levels.3.threshold``) instead.
+    """
+
+    def __init__(self, at: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.at = at
 
 
 class Brand(_Strict):
@@ -83,13 +99,17 @@ class TierPolicy(_Strict):
     @classmethod
     def _ordered(cls, levels: tuple[TierLevel, ...]) -> tuple[TierLevel, ...]:
         if levels[0].threshold != 0:
-            raise ValueError("the first tier must have threshold 0 (every customer has a tier)")
-        for lower, higher in zip(levels, levels[1:], strict=False):
+            raise _FieldProblem(
+                (0, "threshold"), "the first tier must have threshold 0 (every customer has a tier)"
+            )
+        for index, (lower, higher) in enumerate(itertools.pairwise(levels), start=1):
             if higher.threshold <= lower.threshold:
-                raise ValueError(f"thresholds must increase: {higher.id} is not above {lower.id}")
-        ids = [level.id for level in levels]
-        if len(set(ids)) != len(ids):
-            raise ValueError("tier ids must be unique")
+                raise _FieldProblem(
+                    (index, "threshold"),
+                    f"thresholds must increase: {higher.id} ({higher.threshold}) is not above "
+                    f"{lower.id} ({lower.threshold})",
+                )
+        _unique_ids("", levels)
         return levels
 
 
@@ -114,7 +134,7 @@ class VoucherTemplate(_Strict):
     @model_validator(mode="after")
     def _percent_range(self) -> VoucherTemplate:
         if self.kind == "percent" and self.value > 100:
-            raise ValueError("a percent voucher's value is 1 to 100")
+            raise _FieldProblem(("value",), "a percent voucher's value is 1 to 100")
         return self
 
     def discount_for(self, order_total: int) -> int:
@@ -184,22 +204,26 @@ class Program(_Strict):
 
     @model_validator(mode="after")
     def _references(self) -> Program:
+        _unique_ids("voucher_templates", self.voucher_templates)
+        _unique_ids("rewards", self.rewards)
+        _unique_ids("products", self.products)
         templates = {t.id for t in self.voucher_templates}
-        if len(templates) != len(self.voucher_templates):
-            raise ValueError("voucher_templates: ids must be unique")
-        for ids, what in ((self.rewards, "rewards"), (self.products, "products")):
-            if len({item.id for item in ids}) != len(ids):
-                raise ValueError(f"{what}: ids must be unique")
-        wanted: list[tuple[str, str | None]] = [("welcome_voucher", self.welcome_voucher)]
-        wanted += [(f"tiers.levels.{lvl.id}.voucher", lvl.voucher) for lvl in self.tiers.levels]
-        wanted += [(f"rewards.{rwd.id}.voucher_template", rwd.voucher_template) for rwd in self.rewards]
+        wanted: list[tuple[tuple[str | int, ...], str | None]] = [
+            (("welcome_voucher",), self.welcome_voucher)
+        ]
         wanted += [
-            ("referral.referrer_voucher", self.referral.referrer_voucher),
-            ("referral.referee_voucher", self.referral.referee_voucher),
+            (("tiers", "levels", i, "voucher"), lvl.voucher) for i, lvl in enumerate(self.tiers.levels)
+        ]
+        wanted += [
+            (("rewards", i, "voucher_template"), r.voucher_template) for i, r in enumerate(self.rewards)
+        ]
+        wanted += [
+            (("referral", "referrer_voucher"), self.referral.referrer_voucher),
+            (("referral", "referee_voucher"), self.referral.referee_voucher),
         ]
         for where, template in wanted:
             if template is not None and template not in templates:
-                raise ValueError(f"{where}: no voucher template {template!r}")
+                raise _FieldProblem(where, f"no voucher template {template!r} (see voucher_templates)")
         return self
 
     # ---------------------------------------------------------------- look-ups
@@ -240,6 +264,15 @@ class Program(_Strict):
         return int(Decimal(amount_vnd) * multiplier // Decimal(self.earning.vnd_per_point))
 
 
+def _unique_ids(where: str, items: Sequence[TierLevel | VoucherTemplate | Reward | Product]) -> None:
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        if item.id in seen:
+            at: tuple[str | int, ...] = (where, index, "id") if where else (index, "id")
+            raise _FieldProblem(at, f"duplicate id {item.id!r}")
+        seen.add(item.id)
+
+
 class ProgramError(ValueError):
     """The program file is missing, unreadable or invalid; the message names file, line and field."""
 
@@ -264,11 +297,14 @@ def load_program(path: Path | None = None) -> Program:
     try:
         return Program.model_validate(data)
     except ValidationError as error:
-        first = error.errors()[0]
-        loc = tuple(first["loc"])
+        first = error.errors(include_url=False)[0]
+        loc: tuple[str | int, ...] = tuple(first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        problem = first.get("ctx", {}).get("error")
+        if isinstance(problem, _FieldProblem):
+            loc, message = (*loc, *problem.at), str(problem)
         where = ".".join(str(part) for part in loc) or "(top level)"
         line = _line_of(lines, loc)
-        message = first["msg"].removeprefix("Value error, ")
         raise ProgramError(f"{source}:{line}: {where}: {message}") from None
 
 
@@ -290,68 +326,236 @@ def _parse_yaml(source: Path, text: str) -> tuple[Any, LineMap]:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        problem = getattr(error, "problem", None) or str(error)
-        raise ProgramError(f"{source}:{line}: not valid YAML: {problem}") from None
+        raise ProgramError(f"{source}:{_yaml_problem(error)}") from None
     lines: LineMap = {}
     if node is not None:
-        _walk_yaml(node, (), lines)
+        _walk_yaml(source, node, (), lines, frozenset())
     return _plain(data), lines
 
 
-def _walk_yaml(node: yaml.Node, path: tuple[str | int, ...], lines: LineMap) -> None:
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """``<line>: not valid YAML: <problem>``, with where the broken construct began when that differs.
+
+    PyYAML notices a problem where parsing cannot go on (an unclosed quote: at the end of the file), so
+    the line where the construct started (``context_mark``) is often the one to fix.
+    """
+    mark = getattr(error, "problem_mark", None)
+    line = mark.line + 1 if mark is not None else 1
+    problem = getattr(error, "problem", None) or str(error)
+    context = getattr(error, "context", None)
+    context_mark = getattr(error, "context_mark", None)
+    if context and context_mark is not None and context_mark.line + 1 != line:
+        problem = f"{problem} ({context} on line {context_mark.line + 1})"
+    return f"{line}: not valid YAML: {problem}"
+
+
+def _walk_yaml(
+    source: Path, node: yaml.Node, path: tuple[str | int, ...], lines: LineMap, above: frozenset[int]
+) -> None:
+    """Record the line of every key and list item; refuse duplicate keys.
+
+    PyYAML silently keeps the last of two equal keys, so a pasted section would replace the first one
+    without a word: a classic way to lose half a config.
+    """
     lines[path] = node.start_mark.line + 1
+    if id(node) in above:  # a recursive alias: its lines are already known
+        return
+    inside = above | {id(node)}
     if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
         for key, value in node.value:
-            child = (*path, str(key.value))
-            lines[child] = key.start_mark.line + 1
-            _walk_yaml(value, child, lines)
-            lines[child] = key.start_mark.line + 1
+            name = str(key.value)
+            child = (*path, name)
+            line = key.start_mark.line + 1
+            if name in seen and name != "<<":
+                where = ".".join(str(part) for part in child)
+                raise ProgramError(f"{source}:{line}: {where}: duplicate key")
+            seen.add(name)
+            _walk_yaml(source, value, child, lines, inside)
+            lines[child] = line
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _walk_yaml(item, (*path, index), lines)
+            _walk_yaml(source, item, (*path, index), lines, inside)
+
+
+_TOML_POSITION: Final = re.compile(r"\s*\(at line (\d+), column \d+\)|\s*\(at end of document\)")
 
 
 def _parse_toml(source: Path, text: str) -> tuple[Any, LineMap]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        line = getattr(error, "lineno", None) or _toml_error_line(str(error))
-        raise ProgramError(f"{source}:{line}: not valid TOML: {error}") from None
-    return data, _toml_lines(text)
+        message = str(error)
+        found = _TOML_POSITION.search(message)
+        if found is None:
+            line = 1
+        elif found.group(1) is not None:
+            line = int(found.group(1))
+        else:
+            line = max(1, text.count("\n") + (0 if text.endswith("\n") else 1))
+        raise ProgramError(f"{source}:{line}: not valid TOML: {_TOML_POSITION.sub('', message)}") from None
+    return data, _TomlLines(text).scan()
 
 
-def _toml_error_line(message: str) -> int:
-    marker = "line "
-    if marker in message:
-        digits = message.split(marker, 1)[1].split(",", 1)[0].split(")", 1)[0]
-        if digits.isdigit():
-            return int(digits)
-    return 1
+class _TomlLines:
+    """The line of every key, table, array-of-tables item and array element of a *valid* TOML text.
+
+    ``tomllib`` gives no positions, so this walks the text once more, skipping string contents and
+    comments, and follows the same table rules (``[[a]]`` appends an item; ``[a.b]`` after ``[[a]]``
+    is inside its last item). It runs only after ``tomllib`` accepted the text, so it need not
+    report syntax errors.
+    """
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._at = 0
+        self._newlines = [index for index, char in enumerate(text) if char == "\n"]
+        self._lines: LineMap = {}
+        self._array_items: dict[tuple[str | int, ...], int] = {}
+
+    def scan(self) -> LineMap:
+        table: tuple[str | int, ...] = ()
+        while self._skip_blank():
+            line = self._line()
+            if self._text.startswith("[[", self._at):
+                self._at += 2
+                name = self._resolve(self._key())
+                index = self._array_items.get(name, 0)
+                self._array_items[name] = index + 1
+                table = (*name, index)
+                self._at = self._text.index("]]", self._at) + 2
+                self._mark(name, line)
+                self._lines[table] = line
+            elif self._text.startswith("[", self._at):
+                self._at += 1
+                table = self._resolve(self._key())
+                self._at = self._text.index("]", self._at) + 1
+                self._mark(table, line)
+            else:
+                self._key_value(table)
+        return self._lines
+
+    # ------------------------------------------------------------ pieces
+    def _line(self) -> int:
+        return bisect.bisect_left(self._newlines, self._at) + 1
+
+    def _mark(self, path: tuple[str | int, ...], line: int) -> None:
+        """``path`` is written on ``line``; its enclosing tables at least there, if nowhere earlier."""
+        for depth in range(1, len(path)):
+            self._lines.setdefault(path[:depth], line)
+        self._lines[path] = line
+
+    def _resolve(self, parts: Sequence[str]) -> tuple[str | int, ...]:
+        """A header's path, with the current item index after every array of tables it goes through."""
+        path: tuple[str | int, ...] = ()
+        for position, part in enumerate(parts):
+            path = (*path, part)
+            if position < len(parts) - 1 and path in self._array_items:
+                path = (*path, self._array_items[path] - 1)
+        return path
+
+    def _skip_blank(self, *, newlines: bool = True) -> bool:
+        """Skip spaces, comments (and newlines); False at the end of the text."""
+        text = self._text
+        while self._at < len(text):
+            char = text[self._at]
+            if char in " \t\r" or (newlines and char == "\n"):
+                self._at += 1
+            elif char == "#":
+                end = text.find("\n", self._at)
+                self._at = len(text) if end < 0 else end
+            else:
+                return True
+        return False
+
+    def _key(self) -> list[str]:
+        parts: list[str] = []
+        while True:
+            self._skip_blank(newlines=False)
+            char = self._text[self._at]
+            if char in "\"'":
+                start = self._at
+                self._skip_string()
+                parts.append(tomllib.loads(f"k = {self._text[start : self._at]}")["k"])
+            else:
+                start = self._at
+                while self._at < len(self._text) and (
+                    self._text[self._at].isalnum() or self._text[self._at] in "_-"
+                ):
+                    self._at += 1
+                parts.append(self._text[start : self._at])
+            self._skip_blank(newlines=False)
+            if self._text.startswith(".", self._at):
+                self._at += 1
+                continue
+            return parts
+
+    def _key_value(self, table: tuple[str | int, ...]) -> None:
+        line = self._line()
+        path = (*table, *self._key())
+        self._mark(path, line)
+        self._at = self._text.index("=", self._at) + 1
+        self._value(path)
+
+    def _value(self, path: tuple[str | int, ...]) -> None:
+        self._skip_blank(newlines=False)
+        text = self._text
+        char = text[self._at]
+        if char in "\"'":
+            self._skip_string()
+        elif char == "[":
+            self._at += 1
+            index = 0
+            while self._skip_blank() and text[self._at] != "]":
+                self._mark((*path, index), self._line())
+                self._value((*path, index))
+                self._skip_blank()
+                if text[self._at] == ",":
+                    self._at += 1
+                    index += 1
+            self._at += 1
+        elif char == "{":
+            self._at += 1
+            while self._skip_blank(newlines=False) and text[self._at] != "}":
+                if text[self._at] == ",":
+                    self._at += 1
+                    continue
+                self._key_value(path)
+            self._at += 1
+        else:  # a number, boolean or date: up to the next delimiter
+            while self._at < len(text) and text[self._at] not in ",]}\n#":
+                self._at += 1
+
+    def _skip_string(self) -> None:
+        text = self._text
+        quote = text[self._at]
+        if text.startswith(quote * 3, self._at):
+            end = self._at + 3
+            while True:
+                end = text.index(quote * 3, end)
+                if quote == "'" or not _escaped(text, end):
+                    break
+                end += 1
+            end += 3
+            while text.startswith(quote, end):  # up to two quotes may end the content itself
+                end += 1
+            self._at = end
+            return
+        end = self._at + 1
+        while True:
+            end = text.index(quote, end)
+            if quote == "'" or not _escaped(text, end):
+                break
+            end += 1
+        self._at = end + 1
 
 
-def _toml_lines(text: str) -> LineMap:
-    """Best-effort lines for TOML: tables (``[a.b]``, ``[[a.b]]``) and their ``key =`` lines."""
-    lines: LineMap = {}
-    table: tuple[str | int, ...] = ()
-    counters: dict[tuple[str | int, ...], int] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if line.startswith("[["):
-            name = tuple(part.strip() for part in line.strip("[] ").split("."))
-            index = counters.get(name, -1) + 1
-            counters[name] = index
-            table = (*name, index)
-            lines.setdefault(name, number)
-            lines[table] = number
-        elif line.startswith("["):
-            table = tuple(part.strip() for part in line.strip("[] ").split("."))
-            lines[table] = number
-        elif "=" in line and not line.startswith("#"):
-            key = line.split("=", 1)[0].strip().strip('"')
-            lines[(*table, *key.split("."))] = number
-    return lines
+def _escaped(text: str, index: int) -> bool:
+    """Whether the character at ``index`` is preceded by an odd number of backslashes."""
+    count = 0
+    while index - count - 1 >= 0 and text[index - count - 1] == "\\":
+        count += 1
+    return count % 2 == 1
 
 
 def _plain(value: Any) -> Any:
