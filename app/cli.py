@@ -7,7 +7,7 @@ Exit codes (from ``sysexits.h``, so service managers and scripts can tell failur
 2     wrong command-line usage
 69    a server is unavailable: MongoDB or Redis cannot be reached or started, the port is taken
 70    an unexpected internal error (a bug: the traceback is logged)
-78    invalid configuration: one line names the setting
+78    invalid configuration: one line names the setting (or the program file's line and field)
 130   interrupted (Ctrl-C) while still starting up
 ====  ==========================================================================================
 """
@@ -31,10 +31,12 @@ from app.chat import build_dispatcher, chat_worker
 from app.embedded import EmbeddedServerError
 from app.factory import QuietProbesAccessLogger, create_app
 from app.logs import configure_logging
+from app.program import load_program_for
 from app.resources import open_resources
 from app.runtime import storage_servers
 from app.settings import Settings, SettingsError, load_settings
 from loyalty.clock import SystemClock
+from loyalty.program import ProgramError
 
 log = logging.getLogger("loyalty.cli")
 
@@ -44,6 +46,9 @@ EX_UNAVAILABLE: Final = 69
 EX_SOFTWARE: Final = 70
 EX_CONFIG: Final = 78
 EX_INTERRUPTED: Final = 130  # 128 + SIGINT, as shells report it
+
+# The commands that run the loyalty program: they validate PROGRAM_FILE before starting anything.
+PROGRAM_COMMANDS: Final = frozenset({"serve", "worker"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,6 +103,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"loyalty: {error}", file=sys.stderr)  # noqa: T201 - before logging exists
         return EX_CONFIG
+    if args.command in PROGRAM_COMMANDS:
+        try:
+            load_program_for(settings)
+        except ProgramError as error:
+            print(f"loyalty: {error}", file=sys.stderr)  # noqa: T201 - before logging exists
+            return EX_CONFIG
     configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secret_values())
     run: Callable[[Settings], int] = functools.partial(args.run, args=args) if args.run is _chat else args.run
     try:
