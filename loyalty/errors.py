@@ -60,3 +60,61 @@ class SoldOut(LoyaltyError):
 
 class LimitReached(LoyaltyError):
     code = "limit_reached"
+
+
+# ---------------------------------------------------------------- orders (loyalty/orders.py)
+class OrderNotFound(NotFound):
+    code = "order_not_found"
+
+
+class OrderNotPending(LoyaltyError):
+    """The order is not in a status that allows the operation (completing a cancelled order, say)."""
+
+    code = "order_not_pending"
+
+
+class UnknownProduct(LoyaltyError):
+    """The product is not in the program's catalog, or is no longer on sale."""
+
+    code = "unknown_product"
+
+
+class InvalidQuantity(LoyaltyError):
+    code = "invalid_quantity"
+
+
+class OrderEmpty(LoyaltyError):
+    """An order needs items (priced from the catalog) or, for POS and integrations, an amount."""
+
+    code = "order_empty"
+
+
+# ---------------------------------------------------------------- referral (loyalty/referral.py)
+class ReferralDisabled(LoyaltyError):
+    code = "referral_disabled"
+
+
+class ReferralCodeUnknown(LoyaltyError):
+    code = "referral_code_unknown"
+
+
+class ReferralSelf(LoyaltyError):
+    code = "referral_self"
+
+
+class ReferralLoop(LoyaltyError):
+    """The referrer was (directly or a few levels up) invited by this customer."""
+
+    code = "referral_loop"
+
+
+class ReferralAlreadySet(LoyaltyError):
+    """The customer already has a referrer (or, under another account with the same phone, had one)."""
+
+    code = "referral_already_set"
+
+
+class ReferralTooLate(LoyaltyError):
+    """A code must be entered before the customer's first completed order."""
+
+    code = "referral_too_late"

@@ -54,6 +54,33 @@ class IndexSpec:
 INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec("meta", (("kind", 1),), name="meta_kind"),
     IndexSpec("zns_deliveries", (("tracking_id", 1),), name="zns_deliveries_tracking_id", sparse=True),
+    # orders (storage.orders): one order per (source, external_id) where given; a customer's, newest first
+    IndexSpec(
+        "orders",
+        (("source", 1), ("external_id", 1)),
+        name="orders_source_external_id",
+        unique=True,
+        partial_filter={"external_id": {"$type": "string"}},
+    ),
+    IndexSpec("orders", (("customer_id", 1), ("created_at", -1), ("_id", -1)), name="orders_customer_created"),
+    # referrals (storage.referrals): among active referrals one per referee and one per phone hash;
+    # every phone hash ever referred; a referrer's stats
+    IndexSpec(
+        "referrals",
+        (("referee_id", 1),),
+        name="referrals_referee_active",
+        unique=True,
+        partial_filter={"active": True},
+    ),
+    IndexSpec(
+        "referrals",
+        (("phone_hash", 1),),
+        name="referrals_phone_active",
+        unique=True,
+        partial_filter={"active": True, "phone_hash": {"$type": "string"}},
+    ),
+    IndexSpec("referrals", (("phone_hash", 1), ("status", 1)), name="referrals_phone_hash"),
+    IndexSpec("referrals", (("referrer_id", 1), ("status", 1)), name="referrals_referrer_status"),
 )
 
 
