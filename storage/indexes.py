@@ -54,6 +54,36 @@ class IndexSpec:
 INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec("meta", (("kind", 1),), name="meta_kind"),
     IndexSpec("zns_deliveries", (("tracking_id", 1),), name="zns_deliveries_tracking_id", sparse=True),
+    # customers: one active customer per phone; referral codes unique; wallet look-ups of the jobs
+    IndexSpec(
+        "customers",
+        (("phone", 1),),
+        name="customers_phone_active",
+        unique=True,
+        partial_filter={"phone": {"$type": "string"}, "status": "active"},
+    ),
+    IndexSpec("customers", (("referral_code", 1),), name="customers_referral_code", unique=True, sparse=True),
+    IndexSpec("customers", (("wallet.lots.x", 1),), name="customers_lot_expiry"),
+    IndexSpec("customers", (("wallet.journal.at", 1),), name="customers_journal_at"),
+    IndexSpec("customers", (("status", 1), ("tier", 1)), name="customers_status_tier"),
+    IndexSpec("identities", (("customer_id", 1),), name="identities_customer"),
+    IndexSpec("merges", (("finished_at", 1), ("started_at", 1)), name="merges_unfinished"),
+    IndexSpec("merges", (("from_id", 1),), name="merges_from"),
+    IndexSpec("merges", (("into_id", 1),), name="merges_into"),
+    # ledger: history newest first, repair of entries claimed but not applied
+    IndexSpec("ledger", (("customer_id", 1), ("created_at", -1), ("_id", -1)), name="ledger_customer_time"),
+    IndexSpec("ledger", (("applied", 1), ("state", 1), ("created_at", 1)), name="ledger_unapplied"),
+    # vouchers (storage.vouchers): _id is the code; one voucher per issue key; a customer's list, newest
+    # first; the expiry sweep. Counters are found by customer when customers merge.
+    IndexSpec("vouchers", (("key", 1),), name="vouchers_key", unique=True),
+    IndexSpec("vouchers", (("customer_id", 1), ("issued_at", -1)), name="vouchers_customer_issued"),
+    IndexSpec("vouchers", (("status", 1), ("expires_at", 1)), name="vouchers_status_expires"),
+    IndexSpec("voucher_counters", (("customer_id", 1),), name="voucher_counters_customer", sparse=True),
+    # rewards (storage.rewards): _id is the client key; a customer's redemptions; unfinished ones.
+    IndexSpec(
+        "reward_redemptions", (("customer_id", 1), ("created_at", -1)), name="reward_redemptions_customer"
+    ),
+    IndexSpec("reward_redemptions", (("state", 1), ("created_at", 1)), name="reward_redemptions_state"),
     # orders (storage.orders): one order per (source, external_id) where given; a customer's, newest first
     IndexSpec(
         "orders",
@@ -81,6 +111,16 @@ INDEXES: tuple[IndexSpec, ...] = (
     ),
     IndexSpec("referrals", (("phone_hash", 1), ("status", 1)), name="referrals_phone_hash"),
     IndexSpec("referrals", (("referrer_id", 1), ("status", 1)), name="referrals_referrer_status"),
+    # QR check-in (storage.checkins): short codes never reused; the staff list, newest first; a customer's
+    # scans and counters (history, merges); scans of a code; old daily counters swept (never relied on:
+    # the counter's _id names its day)
+    IndexSpec("checkin_codes", (("short_code", 1),), name="checkin_codes_short_code", unique=True),
+    IndexSpec("checkin_codes", (("status", 1), ("created_at", -1)), name="checkin_codes_status_created"),
+    IndexSpec("checkin_codes", (("created_at", -1),), name="checkin_codes_created"),
+    IndexSpec("checkins", (("customer_id", 1), ("created_at", -1)), name="checkins_customer_created"),
+    IndexSpec("checkins", (("code_id", 1),), name="checkins_code"),
+    IndexSpec("checkin_daily", (("customer_id", 1),), name="checkin_daily_customer"),
+    IndexSpec("checkin_daily", (("expires_at", 1),), name="checkin_daily_expiry", expire_after_seconds=0),
 )
 
 
