@@ -118,3 +118,64 @@ class ReferralTooLate(LoyaltyError):
     """A code must be entered before the customer's first completed order."""
 
     code = "referral_too_late"
+
+
+# -------------------------------------------------- vouchers and rewards (loyalty.vouchers, loyalty.rewards)
+class VoucherNotFound(NotFound):
+    """No voucher has this code (also for input that cannot be a code at all)."""
+
+    code = "voucher_not_found"
+
+
+class VoucherTemplateNotFound(NotFound):
+    """The program has no voucher template with this id."""
+
+    code = "voucher_template_not_found"
+
+
+class VoucherExpired(LoyaltyError):
+    code = "voucher_expired"
+
+
+class VoucherUsed(LoyaltyError):
+    """The voucher was already redeemed (a code redeems once)."""
+
+    code = "voucher_used"
+
+
+class VoucherNotYours(LoyaltyError):
+    """The voucher belongs to another customer."""
+
+    code = "voucher_not_yours"
+
+
+class VoucherVoid(LoyaltyError):
+    """Staff or a rolled-back reward cancelled the voucher."""
+
+    code = "voucher_void"
+
+
+class MinSpendNotMet(LoyaltyError):
+    """The order total is below the voucher's minimum spend."""
+
+    code = "min_spend_not_met"
+
+
+class RewardNotFound(NotFound):
+    code = "reward_not_found"
+
+
+class RewardUnavailable(LoyaltyError):
+    """The reward exists but is switched off in the program."""
+
+    code = "reward_unavailable"
+
+
+# ---------------------------------------------------------------- phone numbers (loyalty/phone.py)
+class PhoneNotMobile(InvalidPhone):
+    """A valid number that is not a mobile (a landline, toll-free): Zalo, ZNS and SMS cannot reach it.
+
+    Its own code, so the customer is asked for a mobile number rather than told the number is wrong.
+    """
+
+    code = "phone_not_mobile"

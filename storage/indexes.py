@@ -54,6 +54,17 @@ class IndexSpec:
 INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec("meta", (("kind", 1),), name="meta_kind"),
     IndexSpec("zns_deliveries", (("tracking_id", 1),), name="zns_deliveries_tracking_id", sparse=True),
+    # vouchers (storage.vouchers): _id is the code; one voucher per issue key; a customer's list, newest
+    # first; the expiry sweep. Counters are found by customer when customers merge.
+    IndexSpec("vouchers", (("key", 1),), name="vouchers_key", unique=True),
+    IndexSpec("vouchers", (("customer_id", 1), ("issued_at", -1)), name="vouchers_customer_issued"),
+    IndexSpec("vouchers", (("status", 1), ("expires_at", 1)), name="vouchers_status_expires"),
+    IndexSpec("voucher_counters", (("customer_id", 1),), name="voucher_counters_customer", sparse=True),
+    # rewards (storage.rewards): _id is the client key; a customer's redemptions; unfinished ones.
+    IndexSpec(
+        "reward_redemptions", (("customer_id", 1), ("created_at", -1)), name="reward_redemptions_customer"
+    ),
+    IndexSpec("reward_redemptions", (("state", 1), ("created_at", 1)), name="reward_redemptions_state"),
     # customers: one active customer per phone; referral codes unique; wallet look-ups of the jobs
     IndexSpec(
         "customers",
