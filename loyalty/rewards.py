@@ -45,7 +45,7 @@ from loyalty.errors import (
 )
 from loyalty.ledger import LedgerService
 from loyalty.program import Program, Reward
-from loyalty.vouchers import Take, Voucher, VoucherService
+from loyalty.vouchers import Take, Voucher, VoucherService, require_text
 
 log = logging.getLogger("loyalty.rewards")
 
@@ -177,6 +177,7 @@ class RewardService:
 
     async def catalog(self, customer_id: str) -> list[RewardOffer]:
         """The active rewards with stock left, in program order, and whether the customer can afford each."""
+        require_text(customer_id, "a customer id")
         balance = await self.ledger.balance(customer_id)
         active = [reward for reward in self.program.rewards if reward.active]
         left = await self.repo.remaining([reward.id for reward in active if reward.stock is not None])
@@ -205,6 +206,7 @@ class RewardService:
         """
         if not isinstance(key, str) or not _KEY.match(key):
             raise InvalidAmount("a redemption key is 1 to 100 letters, digits, '-' or '_'")
+        require_text(customer_id, "a customer id")
         record = await self.repo.get(key)
         if record is None:
             reward = self._offered(reward_id)

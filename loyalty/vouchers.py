@@ -57,6 +57,7 @@ _CODE_CHARS: Final = frozenset(CODE_ALPHABET)
 _SEPARATORS: Final = str.maketrans("", "", " -_.\t")
 # Generating a code that already exists is a one-in-a-billion event; a few retries are plenty.
 _CODE_ATTEMPTS: Final = 8
+_KEY_MAX: Final = 200
 
 VoucherStatus = Literal["pending", "issued", "redeemed", "expired", "void", "refused"]
 # The statuses a customer or a staff member ever sees.
@@ -206,6 +207,14 @@ def normalize_code(raw: object) -> str:
     return code
 
 
+def require_text(value: object, what: str, *, optional: bool = False, limit: int = _KEY_MAX) -> None:
+    """Ids and keys reach queries as values: anything but a short non-empty string is refused here."""
+    if optional and value is None:
+        return
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise InvalidAmount(f"{what} must be a non-empty string of at most {limit} characters")
+
+
 def display_code(code: str) -> str:
     half = len(code) // 2
     return f"{code[:half]}-{code[half:]}"
@@ -245,7 +254,10 @@ class VoucherService:
         Raises :class:`VoucherTemplateNotFound`, :class:`LimitReached` (also on a retry of a refused
         key) and :class:`IdempotencyConflict` (the key was used for another customer or template).
         """
-        template = self.program.voucher_template(template_id)
+        require_text(customer_id, "a customer id")
+        require_text(key, "an idempotency key")
+        require_text(source, "a source")
+        template = self.program.voucher_template(template_id) if isinstance(template_id, str) else None
         if template is None:
             raise VoucherTemplateNotFound(f"no voucher template {template_id!r}")
         existing = await self.repo.by_key(key)
@@ -320,6 +332,7 @@ class VoucherService:
 
     async def list_for(self, customer_id: str, status: VoucherStatus | None = None) -> list[Voucher]:
         """A customer's vouchers, newest first; an issued voucher past its expiry is listed as expired."""
+        require_text(customer_id, "a customer id")
         now = self.clock.now()
         if status is None:
             found = await self.repo.list_for(customer_id, VISIBLE_STATUSES, now=now, expired=None)
@@ -342,7 +355,9 @@ class VoucherService:
         Raises voucher_not_found, voucher_not_yours, voucher_void, voucher_used, voucher_expired,
         min_spend_not_met (checked in that order: a stranger learns nothing about someone else's voucher).
         """
-        voucher = await self._usable(code, customer_id=customer_id, order_total=order_total)
+        require_text(customer_id, "a customer id")
+        voucher = await self.repo.get(normalize_code(code))
+        voucher = self._check(voucher, code, customer_id=customer_id, order_total=order_total)
         return VoucherQuote(voucher=voucher, discount=voucher.discount_for(order_total))
 
     async def redeem(
@@ -361,6 +376,9 @@ class VoucherService:
         order returns the first redemption. Of concurrent redeemers exactly one succeeds; the others get
         ``voucher_used``.
         """
+        require_text(customer_id, "a customer id", optional=True)
+        require_text(order_id, "an order id", optional=True)
+        require_text(by, "who redeems")
         for _ in range(3):
             voucher = await self.repo.get(normalize_code(code))
             if (
@@ -395,6 +413,7 @@ class VoucherService:
         redeemed, or redeemed by another order, which this order must not undo).
         """
         normalized = normalize_code(code)
+        require_text(order_id, "an order id")
         if await self.repo.get(normalized) is None:
             raise VoucherNotFound(f"no voucher with code {code!r}")
         return await self.repo.release(normalized, order_id=order_id)
@@ -415,10 +434,6 @@ class VoucherService:
         return await self.repo.reassign_customer(from_id, into_id)
 
     # ------------------------------------------------------------------------------------------ checks
-    async def _usable(self, code: object, *, customer_id: str | None, order_total: int) -> Voucher:
-        voucher = await self.repo.get(normalize_code(code))
-        return self._check(voucher, code, customer_id=customer_id, order_total=order_total)
-
     def _check(
         self, voucher: Voucher | None, code: object, *, customer_id: str | None, order_total: int
     ) -> Voucher:

@@ -212,6 +212,12 @@ async def test_every_refusal_code(world: World) -> None:
     for bad_key in ["", "has:colon", "x" * 101, {"$ne": ""}]:
         with pytest.raises(InvalidAmount):
             await world.rewards.redeem(cid, "limited", key=bad_key)  # type: ignore[arg-type]
+    with pytest.raises(InvalidAmount):
+        await world.rewards.redeem({"$ne": ""}, "limited", key="inject")  # type: ignore[arg-type]
+    with pytest.raises(InvalidAmount):
+        await world.rewards.catalog({"$ne": ""})  # type: ignore[arg-type]
+    with pytest.raises(RewardNotFound):
+        await world.rewards.redeem(cid, {"$ne": ""}, key="inject")  # type: ignore[arg-type]
     await world.rewards.redeem(cid, "limited", key="mine")
     with pytest.raises(IdempotencyConflict) as conflict:
         await world.rewards.redeem(other, "limited", key="mine")

@@ -193,6 +193,27 @@ async def test_non_string_codes_never_reach_a_query(service: VoucherService, bad
         assert error.value.code == "voucher_not_found"
 
 
+async def test_operators_as_ids_or_keys_are_refused(service: VoucherService) -> None:
+    operator: Any = {"$ne": ""}
+    v = await service.issue("c1", "free_drink", key="k", source="x")
+    calls = [
+        service.issue(operator, "free_drink", key="k2", source="x"),
+        service.issue("c1", "free_drink", key=operator, source="x"),
+        service.quote(v.code, customer_id=operator, order_total=50000),
+        service.quote(v.code, customer_id=None, order_total=50000),  # type: ignore[arg-type]
+        service.redeem(v.code, customer_id=operator, order_total=50000, by="staff:s1"),
+        service.redeem(v.code, customer_id=None, order_total=50000, order_id=operator, by="miniapp"),
+        service.release(v.code, order_id=operator),
+        service.list_for(operator),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidAmount):
+            await call
+    with pytest.raises(VoucherTemplateNotFound):
+        await service.issue("c1", operator, key="k3", source="x")
+    assert (await service.get(v.code)).status == "issued"
+
+
 async def test_codes_are_typed_loosely(service: VoucherService) -> None:
     voucher = await service.issue("c1", "free_drink", key="k", source="x")
     loose = f" {voucher.code[:5].lower()} - {voucher.code[5:]} "
