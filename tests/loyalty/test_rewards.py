@@ -340,3 +340,35 @@ def test_refusals_are_rebuilt_from_their_codes() -> None:
     assert isinstance(refusal("limit_reached", "m"), LimitReached)
     error = refusal("something_else", "kept")
     assert type(error) is LoyaltyError and error.message == "kept"
+
+
+async def test_a_phone_merge_moves_vouchers_redemptions_and_issue_counts(
+    world: World, db: AsyncDatabase[Document], clock: FrozenClock
+) -> None:
+    customers = CustomerService(
+        MongoCustomerRepository(db),
+        world.program,
+        clock,
+        ledger_owner=world.ledger_repo,
+        owned=[world.voucher_repo, world.repo],
+    )
+    older = await world.customer("messenger-user", 100)
+    await customers.attach_phone(older, "0912345678", source="messenger")
+    await world.vouchers.issue(older, "welcome_20k", key=f"welcome:{older}", source="welcome")
+    clock.advance(timedelta(days=1))
+    newer = await world.customer("zalo-user", 100)
+    await world.vouchers.issue(newer, "welcome_20k", key=f"welcome:{newer}", source="welcome")
+    redemption = await world.rewards.redeem(newer, "limited", key="before-merge")
+
+    merged = await customers.attach_phone(newer, "+84 912 345 678", source="zalo")
+
+    assert merged.customer.id == older and merged.merged_from == (newer,)
+    assert {v.template_id for v in await world.vouchers.list_for(older)} == {"welcome_20k", "free_drink"}
+    assert len(await world.vouchers.list_for(older)) == 3 and await world.vouchers.list_for(newer) == []
+    assert [r.key for r in await world.repo.for_customer(older)] == ["before-merge"]
+    assert await world.voucher_repo.count(f"customer:welcome_20k:{older}") == 2
+    assert await world.ledger.balance(older) == 150
+    # The survivor can use the merged voucher; a retry of the old redemption still answers the same.
+    quote = await world.vouchers.quote(redemption.voucher.code, customer_id=older, order_total=50000)
+    assert quote.discount == 45000
+    assert (await world.rewards.redeem(older, "limited", key="before-merge")).voucher == quote.voucher
