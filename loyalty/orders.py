@@ -47,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from loyalty.clock import Clock
 from loyalty.errors import (
     CustomerInactive,
+    IdempotencyConflict,
     InvalidAmount,
     InvalidQuantity,
     LoyaltyError,
@@ -268,13 +269,13 @@ class OrderService:
         """
         if source not in ("miniapp", "pos", "integration"):
             raise LoyaltyError(f"unknown order source {source!r}")
+        customer = await self._customers.get(customer_id)
         if external_id is not None:
             external_id = _clean_external_id(external_id)
             existing = await self._repo.by_external_id(source, external_id)
             if existing is not None:
-                return existing
+                return await self._replayed(existing, customer.id)
         priced, subtotal = self._price(source, items, amount)
-        customer = await self._customers.get(customer_id)
         if customer.status != "active":
             raise CustomerInactive(f"customer is {customer.status}")
         discount = 0
@@ -301,12 +302,20 @@ class OrderService:
         )
         stored = await self._repo.insert(order)
         if stored.id != order.id:  # the same external id, created concurrently: that one stands
-            return stored
+            return await self._replayed(stored, customer.id)
         if voucher_code is not None:
             await self._redeem_voucher(order, delete_on_failure=True)
             order = order.model_copy(update={"voucher_redeemed": True})
         log.info("order %s created (%s, %d VND) for %s", order.id, source, order.total, order.customer_id)
         return order
+
+    async def _replayed(self, existing: Order, customer_id: str) -> Order:
+        """The order already created with this external id, if it is this customer's (the id of a
+        merged customer resolves to the survivor); another customer's is an idempotency conflict."""
+        owner = await self._customers.get(existing.customer_id)
+        if owner.id != customer_id:
+            raise IdempotencyConflict("this external id belongs to another customer's order")
+        return existing
 
     def _price(
         self, source: OrderSource, items: Sequence[OrderItemIn] | None, amount: int | None

@@ -13,6 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from loyalty.clock import FrozenClock
 from loyalty.customers import CustomerService, Identity
 from loyalty.errors import (
+    IdempotencyConflict,
     InvalidAmount,
     InvalidQuantity,
     OrderEmpty,
@@ -171,6 +172,11 @@ async def test_the_same_external_id_gives_one_order_under_concurrency(world: Wor
     # the same external id from another source is another order
     other = await world.orders.create(cid, source="pos", amount=5000, external_id="KIOT-77")
     assert other.id != created[0].id
+    # and for another customer it is a mistake of the integration, not a replay
+    with pytest.raises(IdempotencyConflict):
+        await world.orders.create(
+            await world.customer("u2"), source="pos", amount=5000, external_id="KIOT-77"
+        )
 
 
 # ------------------------------------------------------------------------------------------ complete
