@@ -236,3 +236,16 @@ class CheckinInvalid(LoyaltyError):
     """A check-in code cannot be created as asked (no reward, an unknown voucher template, past expiry)."""
 
     code = "checkin_invalid"
+
+
+# ---------------------------------------------------------------- personal data (loyalty/privacy.py)
+class InvalidConsent(LoyaltyError):
+    """A consent act with a purpose, channel, text version or source that is not a code."""
+
+    code = "invalid_consent"
+
+
+class InvalidErasure(LoyaltyError):
+    """An erasure request whose ``requested_by`` or ``reason`` is free text instead of a code."""
+
+    code = "invalid_erasure"

@@ -132,6 +132,19 @@ INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec("checkins", (("code_id", 1),), name="checkins_code"),
     IndexSpec("checkin_daily", (("customer_id", 1),), name="checkin_daily_customer"),
     IndexSpec("checkin_daily", (("expires_at", 1),), name="checkin_daily_expiry", expire_after_seconds=0),
+    # personal data (storage.consents): a customer's consent history in order; the order of one
+    # customer's acts on one purpose, unique so two concurrent acts cannot take the same place;
+    # erasures left unfinished by a crash
+    IndexSpec(
+        "consents",
+        (("customer_id", 1), ("purpose", 1), ("at", 1), ("seq", 1)),
+        name="consents_customer_purpose",
+    ),
+    IndexSpec("consents", (("customer_id", 1), ("at", 1), ("seq", 1)), name="consents_customer_at"),
+    IndexSpec(
+        "consents", (("origin_id", 1), ("purpose", 1), ("seq", 1)), name="consents_origin_seq", unique=True
+    ),
+    IndexSpec("erasures", (("finished_at", 1), ("requested_at", 1)), name="erasures_unfinished"),
 )
 
 
