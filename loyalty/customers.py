@@ -226,9 +226,10 @@ class CustomerService:
         return await self._repo.by_phone(phone)
 
     async def by_referral_code(self, code: str) -> Customer | None:
-        if not isinstance(code, str):
+        raw: object = code  # untrusted input: a JSON body may carry anything here
+        if not isinstance(raw, str):
             return None
-        cleaned = code.strip().upper().replace("-", "").replace(" ", "")
+        cleaned = raw.strip().upper().replace("-", "").replace(" ", "")
         if not cleaned or len(cleaned) > 16 or not cleaned.isalnum():
             return None
         customer = await self._repo.by_referral_code(cleaned)

@@ -102,10 +102,14 @@ class Lot(BaseModel):
 
 
 class JournalItem(BaseModel):
+    """A key the wallet has settled: applied with ``points``, or refused (``void``)."""
+
     model_config = ConfigDict(frozen=True)
 
     key: str
     at: datetime
+    points: int = 0
+    void: bool = False
 
 
 class Wallet(BaseModel):
@@ -124,7 +128,11 @@ class Wallet(BaseModel):
     compacted_before: datetime = EPOCH
 
     def journaled(self, key: str) -> bool:
+        """The wallet settled ``key`` (applied or refused)."""
         return any(item.key == key for item in self.journal)
+
+    def journal_item(self, key: str) -> JournalItem | None:
+        return next((item for item in self.journal if item.key == key), None)
 
     def expiring_before(self, moment: datetime) -> int:
         return sum(
@@ -150,7 +158,11 @@ class LedgerRepository(Protocol):
 
     async def entry(self, key: str) -> LedgerEntry | None: ...
     async def set_points(self, key: str, points: int) -> None: ...
-    async def void(self, key: str, code: str) -> None: ...
+    async def refuse(self, entry: LedgerEntry, code: str) -> bool:
+        """Settle the entry as refused on the wallet (conditional, like apply), then mark it void.
+        False when the wallet had settled the key already (someone else applied it)."""
+        ...
+
     async def release(self, key: str) -> None:
         """Delete a claimed entry that was not applied (its customer was not there to take it)."""
         ...
@@ -164,7 +176,11 @@ class LedgerRepository(Protocol):
         """The conditional wallet update (see the module docstring); False when it did not match."""
         ...
 
-    async def compact(self, customer_id: str, keys: Sequence[str], watermark: datetime) -> None: ...
+    async def compact(self, customer_id: str, items: Sequence[JournalItem], watermark: datetime) -> None:
+        """Write each item's outcome onto its entry (applied with its points, or void), then drop the
+        items from the journal and raise the watermark."""
+        ...
+
     async def entries(
         self, customer_id: str, *, limit: int, before: tuple[datetime, str] | None
     ) -> list[LedgerEntry]: ...
@@ -312,14 +328,15 @@ class LedgerService:
         try:
             await self._apply(entry)
         except InsufficientPoints:
-            await self._repo.void(entry.key, InsufficientPoints.code)
-            raise
+            if await self._repo.refuse(entry, InsufficientPoints.code):
+                raise
+            # someone settled the entry first (a caller that took it for abandoned): theirs is the result
         except (CustomerNotFound, CustomerInactive):
             # Not applied anywhere: give the key back, so the caller can retry on the right customer
             # (the survivor of a merge that was in progress).
             await self._repo.release(entry.key)
             raise
-        return (await self._repo.entry(entry.key)) or entry
+        return await self._result(entry)
 
     async def _replay(self, existing: LedgerEntry, wanted: LedgerEntry) -> LedgerEntry:
         """A key seen before: the same result, or the same refusal. A different operation: conflict."""
@@ -331,11 +348,23 @@ class LedgerService:
         if existing.state == "void":
             raise _refusal(existing.void_code)
         await self._settle(existing)
-        return (await self._repo.entry(existing.key)) or existing
+        return await self._result(existing)
+
+    async def _result(self, entry: LedgerEntry) -> LedgerEntry:
+        """The entry as settled: its applied points, or its refusal raised."""
+        fresh = await self._repo.entry(entry.key) or entry
+        wallet = await self._repo.wallet(fresh.customer_id)
+        item = wallet.journal_item(fresh.key) if wallet is not None else None
+        if fresh.state == "void" or (item is not None and item.void):
+            raise _refusal(fresh.void_code or InsufficientPoints.code)
+        if item is not None and item.points != fresh.points:
+            return fresh.model_copy(update={"points": item.points})
+        return fresh
 
     async def _settle(self, entry: LedgerEntry) -> None:
-        """Make sure a claimed entry gets applied: wait briefly for its first caller, and once it is
-        older than :data:`STALE_AFTER` (the first caller died), apply it here."""
+        """Make sure a claimed entry gets settled: wait briefly for its first caller, and once it is
+        older than :data:`STALE_AFTER` (the first caller died), settle it here. Whoever settles it
+        first on the wallet wins; the journal makes the other's attempt a no-op."""
         for _ in range(40):
             fresh = await self._repo.entry(entry.key)
             if fresh is None or fresh.state != "pending" or fresh.applied:
@@ -347,12 +376,12 @@ class LedgerService:
                 break
             await asyncio.sleep(0.05)
         else:
-            return  # its first caller is still within its time: it applies the entry
+            return  # its first caller is still within its time: it settles the entry
         log.warning("completing ledger entry %s left half-written", fresh.key)
         try:
             await self._apply(fresh)
         except InsufficientPoints:
-            await self._repo.void(fresh.key, InsufficientPoints.code)
+            await self._repo.refuse(fresh, InsufficientPoints.code)
         except (CustomerNotFound, CustomerInactive) as error:
             log.warning("ledger entry %s cannot be applied: %s", fresh.key, error.code)
 
@@ -393,9 +422,6 @@ class LedgerService:
                 amount = min(amount, wallet.balance)  # what was already spent cannot be taken back
             elif wallet.balance < amount:
                 raise InsufficientPoints(f"balance {wallet.balance} < {amount}")
-            if amount != -entry.points:
-                await self._repo.set_points(entry.key, -amount)
-                entry = entry.model_copy(update={"points": -amount})
             change = WalletChange(
                 balance=-amount,
                 lifetime=entry.lifetime_delta,
@@ -403,6 +429,10 @@ class LedgerService:
                 lots=_draw(wallet.lots, amount, first=entry.reverses),
             )
             if await self._repo.apply(entry, change, version=wallet.version):
+                if amount != -entry.points:
+                    # Only the winner writes what was taken (the journal item has it too, and
+                    # compaction copies it onto the entry should we die before this line).
+                    await self._repo.set_points(entry.key, -amount)
                 if len(wallet.journal) >= COMPACT_AT_LENGTH:
                     await self.compact(entry.customer_id)
                 return
@@ -487,7 +517,7 @@ class LedgerService:
         # Entries are created before they are applied, so every dropped key's entry was created before
         # the watermark: an apply of one of them that raced this compaction is refused by the filter.
         watermark = max(item.at for item in old) + timedelta(microseconds=1)
-        await self._repo.compact(customer_id, [item.key for item in old], watermark)
+        await self._repo.compact(customer_id, old, watermark)
         return len(old)
 
     async def repair_pending(self, *, older_than: timedelta = STALE_AFTER, batch: int = 500) -> int:
@@ -528,14 +558,16 @@ class LedgerService:
                 wallet = await self._repo.wallet(customer_id)
                 if wallet is None or wallet.status == "merging":
                     continue  # a merge in progress: `resume_merges` finishes it first
-                journal = {item.key for item in wallet.journal}
-                applied = [
-                    e
-                    for e in await self._repo.all_entries(customer_id)
-                    if e.state != "void" and (e.applied or e.key in journal)
-                ]
-                total = sum(e.points for e in applied)
-                lifetime = sum(e.lifetime_delta for e in applied)
+                journal = {item.key: item for item in wallet.journal}
+                total = lifetime = 0
+                for e in await self._repo.all_entries(customer_id):
+                    item = journal.get(e.key)
+                    if item is not None and not item.void:
+                        total += item.points
+                        lifetime += e.lifetime_delta
+                    elif item is None and e.applied and e.state != "void":
+                        total += e.points
+                        lifetime += e.lifetime_delta
                 if total != wallet.balance or lifetime != wallet.lifetime_earned:
                     mismatched.append((customer_id, wallet.balance, total))
                     if fix:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -53,10 +53,17 @@ class MongoLedgerRepository:
     async def set_points(self, key: str, points: int) -> None:
         await self._ledger.update_one({"_id": key, "state": "pending"}, {"$set": {"points": points}})
 
-    async def void(self, key: str, code: str) -> None:
-        await self._ledger.update_one(
-            {"_id": key, "state": "pending", "applied": False}, {"$set": {"state": "void", "void_code": code}}
+    async def refuse(self, entry: LedgerEntry, code: str) -> bool:
+        result = await self._customers.update_one(
+            {"_id": entry.customer_id, "wallet.journal.k": {"$ne": entry.key}},
+            {"$push": {"wallet.journal": {"k": entry.key, "at": entry.created_at, "n": 0, "void": True}}},
         )
+        if result.modified_count != 1:
+            return False
+        await self._ledger.update_one(
+            {"_id": entry.key, "state": "pending"}, {"$set": {"state": "void", "void_code": code}}
+        )
+        return True
 
     async def release(self, key: str) -> None:
         await self._ledger.delete_one({"_id": key, "state": "pending", "applied": False})
@@ -107,7 +114,7 @@ class MongoLedgerRepository:
         for month, points in change.qualifying.items():
             if points:
                 inc[f"wallet.q.{month}"] = points
-        push: Document = {"wallet.journal": {"k": entry.key, "at": entry.created_at}}
+        push: Document = {"wallet.journal": {"k": entry.key, "at": entry.created_at, "n": change.balance}}
         update: Document = {"$inc": inc, "$push": push}
         if change.new_lot is not None:
             push["wallet.lots"] = _lot_doc(change.new_lot)
@@ -116,15 +123,21 @@ class MongoLedgerRepository:
         result = await self._customers.update_one(query, update)
         return result.modified_count == 1
 
-    async def compact(self, customer_id: str, keys: Sequence[str], watermark: datetime) -> None:
-        # First the flags (an applied entry is always journaled or flagged), then the journal.
-        await self._ledger.update_many({"_id": {"$in": list(keys)}}, {"$set": {"applied": True}})
+    async def compact(self, customer_id: str, items: Sequence[JournalItem], watermark: datetime) -> None:
+        # First the outcomes onto the entries (a settled entry is always journaled or marked), then
+        # the journal.
+        writes = [
+            UpdateOne({"_id": item.key}, {"$set": {"state": "void", "void_code": "insufficient_points"}})
+            if item.void
+            else UpdateOne({"_id": item.key}, {"$set": {"applied": True, "points": item.points}})
+            for item in items
+        ]
+        if writes:
+            await self._ledger.bulk_write(writes, ordered=False)
+        keys = [item.key for item in items]
         await self._customers.update_one(
             {"_id": customer_id},
-            {
-                "$pull": {"wallet.journal": {"k": {"$in": list(keys)}}},
-                "$max": {"wallet.cb": watermark},
-            },
+            {"$pull": {"wallet.journal": {"k": {"$in": keys}}}, "$max": {"wallet.cb": watermark}},
         )
 
     async def customers_with_expired_lots(self, now: datetime, limit: int) -> list[str]:
@@ -180,7 +193,10 @@ def _wallet(doc: Document) -> Wallet:
             Lot(key=lot["k"], remaining=lot["n"], expires_at=lot.get("x"), earned_at=lot["t"])
             for lot in wallet.get("lots") or ()
         ),
-        journal=tuple(JournalItem(key=item["k"], at=item["at"]) for item in wallet.get("journal") or ()),
+        journal=tuple(
+            JournalItem(key=item["k"], at=item["at"], points=item.get("n", 0), void=item.get("void", False))
+            for item in wallet.get("journal") or ()
+        ),
         version=wallet.get("v", 0),
         compacted_before=wallet.get("cb", EPOCH),
     )
