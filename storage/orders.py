@@ -58,7 +58,10 @@ def _from_document(document: Document) -> Order:
 
 
 class MongoOrderRepository:
-    """Implements :class:`loyalty.orders.OrderRepository` and :class:`loyalty.customers.CustomerOwned`."""
+    """Implements :class:`loyalty.orders.OrderRepository`, :class:`loyalty.customers.CustomerOwned` and
+    :class:`loyalty.privacy.PersonalDataHolder` (what a customer bought is theirs to see)."""
+
+    name: Final = "orders"
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._orders: AsyncCollection[Document] = db[COLLECTION]
@@ -114,6 +117,19 @@ class MongoOrderRepository:
 
     async def reassign_customer(self, from_id: str, into_id: str) -> int:
         result = await self._orders.update_many({"customer_id": from_id}, {"$set": {"customer_id": into_id}})
+        return result.modified_count
+
+    # ---------------------------------------------------------------- personal data
+    async def export_customer(self, customer_id: str) -> list[dict[str, Any]]:
+        cursor = self._orders.find({"customer_id": customer_id}).sort([("created_at", 1), ("_id", 1)])
+        return [_from_document(document).model_dump(mode="python") async for document in cursor]
+
+    async def erase_customer(self, customer_id: str) -> int:
+        """Orders stay (amounts and items are accounting records); the free-text note, the only field a
+        customer writes in their own words, is removed."""
+        result = await self._orders.update_many(
+            {"customer_id": customer_id, "note": {"$type": "string"}}, {"$unset": {"note": ""}}
+        )
         return result.modified_count
 
 

@@ -57,7 +57,10 @@ def _from_document(document: Document) -> Referral:
 
 
 class MongoReferralRepository:
-    """Implements :class:`loyalty.referral.ReferralRepository` (and so ``CustomerOwned``)."""
+    """Implements :class:`loyalty.referral.ReferralRepository` (and so ``CustomerOwned``) and
+    :class:`loyalty.privacy.PersonalDataHolder`."""
+
+    name: Final = "referrals"
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._referrals: AsyncCollection[Document] = db[REFERRALS]
@@ -200,6 +203,21 @@ class MongoReferralRepository:
         # The count is the number of slots, recomputed in the same document (a pipeline update).
         await self._counters.update_one({"_id": into_id}, [{"$set": {"count": {"$size": "$referral_ids"}}}])
         await self._counters.update_one({"_id": from_id}, {"$set": {"merged_into": into_id}})
+        return 0
+
+    # ---------------------------------------------------------------- personal data
+    async def export_customer(self, customer_id: str) -> list[dict[str, Any]]:
+        """Who invited the customer and whom they invited (ids, dates, what was paid)."""
+        cursor = self._referrals.find({"$or": [{"referee_id": customer_id}, {"referrer_id": customer_id}]})
+        return [
+            _from_document(document).model_dump(mode="python", exclude={"phone_hash"})
+            async for document in cursor.sort([("created_at", 1), ("_id", 1)])
+        ]
+
+    async def erase_customer(self, customer_id: str) -> int:
+        """Nothing to erase: a referral holds customer ids and amounts, and a keyed hash of the referee's
+        phone that is kept on purpose (pseudonymous: it only answers "was this phone referred before?",
+        so an erased customer coming back under a new account cannot be paid for the same friend twice)."""
         return 0
 
 

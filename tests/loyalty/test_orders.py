@@ -24,6 +24,7 @@ from loyalty.errors import (
 )
 from loyalty.ledger import LedgerEntry, LedgerService
 from loyalty.orders import Order, OrderItemIn, OrderService
+from loyalty.privacy import PersonalDataHolder
 from loyalty.program import Program
 from loyalty.vouchers import VoucherService
 from storage.clients import Document
@@ -449,3 +450,21 @@ async def test_a_merge_moves_the_orders(world: World) -> None:
     assert await world.orders.reassign_customer(newer, older) == 0
     assert (await world.orders.get(order.id)).customer_id == older
     assert [o.id for o in await world.orders.list_for(older)] == [order.id]
+
+
+async def test_orders_are_exported_and_their_notes_erased(world: World) -> None:
+    holder: PersonalDataHolder = world.repo
+    cid = await world.customer()
+    order = await world.orders.create(
+        cid, source="miniapp", items=items(("tra-dao", 1)), note="giao cho chị Lan"
+    )
+    await world.orders.create(await world.customer("u2"), source="pos", amount=5000, note="khác")
+
+    exported = await holder.export_customer(cid)
+    assert isinstance(exported, list) and [o["id"] for o in exported] == [order.id]
+    assert exported[0]["note"] == "giao cho chị Lan" and exported[0]["total"] == 45000
+
+    assert await holder.erase_customer(cid) == 1
+    assert await holder.erase_customer(cid) == 0
+    erased = await world.orders.get(order.id)
+    assert erased.note is None and erased.total == 45000  # the amounts stay for accounting

@@ -22,6 +22,7 @@ from loyalty.errors import (
 )
 from loyalty.ledger import LedgerService
 from loyalty.orders import OrderService
+from loyalty.privacy import PersonalDataHolder
 from loyalty.program import Program
 from loyalty.referral import ReferralService, ReferralStats
 from loyalty.vouchers import VoucherService
@@ -371,3 +372,22 @@ async def test_a_referrer_merge_keeps_their_invitations_and_cap(
     assert award is not None and not award.new  # paid by the verify_phone call just before
     assert award.referral.referrer_capped
     assert await world.balance(alice) == 100  # both slots, now merged, already taken
+
+
+async def test_referrals_are_exported_without_the_phone_hash(world: World) -> None:
+    holder: PersonalDataHolder = MongoReferralRepository(world.db)
+    alice, bob, carol = (
+        await world.customer("alice"),
+        await world.customer("bob"),
+        await world.customer("carol"),
+    )
+    await world.referral.apply_code(bob, await world.code(alice))
+    await world.referral.apply_code(carol, await world.code(bob))
+    await world.verify_phone(bob, "0912345678")
+
+    exported = await holder.export_customer(bob)
+    assert isinstance(exported, list)
+    assert [(r["referrer_id"], r["referee_id"]) for r in exported] == [(alice, bob), (bob, carol)]
+    assert all("phone_hash" not in r for r in exported)
+    assert await holder.erase_customer(bob) == 0
+    assert (await world.db["referrals"].find_one({"referee_id": bob}) or {}).get("phone_hash")
