@@ -83,7 +83,7 @@ class Referral(BaseModel):
     referee_points: int = 0
     referrer_voucher: str | None = None  # voucher codes issued
     referee_voucher: str | None = None
-    referrer_capped: bool = False  # the referrer had reached max_rewarded_per_referrer
+    referrer_capped: bool = False  # the referrer was not paid: max_rewarded_per_referrer reached, or erased
     void_reason: str | None = None
 
 
