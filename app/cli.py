@@ -32,6 +32,7 @@ from app.embedded import EmbeddedServerError
 from app.factory import QuietProbesAccessLogger, create_app
 from app.logs import configure_logging
 from app.program import load_program_for
+from app.qr_cli import add_qr_command
 from app.resources import open_resources
 from app.runtime import storage_servers
 from app.settings import Settings, SettingsError, load_settings
@@ -48,7 +49,7 @@ EX_CONFIG: Final = 78
 EX_INTERRUPTED: Final = 130  # 128 + SIGINT, as shells report it
 
 # The commands that run the loyalty program: they validate PROGRAM_FILE before starting anything.
-PROGRAM_COMMANDS: Final = frozenset({"serve", "worker"})
+PROGRAM_COMMANDS: Final = frozenset({"serve", "worker", "qr"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--user", help="user id to chat as (default: a new one)")
     chat.add_argument("--url", help="the service's base URL (default: PUBLIC_BASE_URL, or http://HOST:PORT)")
     chat.set_defaults(run=_chat)
+
+    add_qr_command(commands)
     return parser
 
 
@@ -110,7 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"loyalty: {error}", file=sys.stderr)  # noqa: T201 - before logging exists
             return EX_CONFIG
     configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secret_values())
-    run: Callable[[Settings], int] = functools.partial(args.run, args=args) if args.run is _chat else args.run
+    wants_args = args.run is _chat or getattr(args, "pass_args", False)
+    run: Callable[[Settings], int] = functools.partial(args.run, args=args) if wants_args else args.run
     try:
         return run(settings)
     except KeyboardInterrupt:  # Ctrl-C while starting, before the graceful handlers are installed
