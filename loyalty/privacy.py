@@ -207,9 +207,10 @@ class PrivacyService:
     async def withdraw(
         self, customer_id: str, purpose: str, *, channel: str, source: str
     ) -> ConsentState | None:
-        """Record that the customer withdrew ``purpose``; ``None`` when it was never recorded at all.
+        """Record that the customer withdrew ``purpose``; ``None`` when nothing was ever given for it.
 
-        Withdrawing is always possible, including after erasure (it changes nothing then).
+        Withdrawing is always possible; after erasure it changes nothing (there is nothing left to
+        withdraw) and returns ``None``.
         """
         if await self._erased(customer_id):
             return None
@@ -293,6 +294,12 @@ class PrivacyService:
                 return (await self.current(customer_id)).get(purpose) if latest is not None else None
             record = draft.model_copy(update={"id": new_id(), "seq": seq, "at": self._clock.now()})
             if await self._consents.insert(record):
+                if action == "given" and await self._erased(customer_id):
+                    # An erasure started while we wrote. Either it began after this check, and its
+                    # consents step (which runs after the erasure is recorded) deletes our record, or
+                    # we see it here and delete the record ourselves: nothing survives an erasure.
+                    await self._consents.erase_customer(customer_id)
+                    raise CustomerInactive("the customer's personal data was erased")
                 agreed = latest.text_version if latest is not None and latest.action == "given" else None
                 return _state(record, agreed=agreed)
             # a concurrent act took this seq: read again and decide again

@@ -4,6 +4,7 @@ erasure through every holder, idempotent and resumable; against the real databas
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 from datetime import datetime, timedelta
@@ -437,3 +438,24 @@ async def test_an_erasure_request_takes_codes_not_free_text(
 
     assert caught.value.code == "invalid_erasure"
     assert await db[ERASURES].count_documents({}) == 0
+
+
+async def test_a_consent_racing_an_erasure_does_not_survive_it(privacy: PrivacyService) -> None:
+    customers = [f"c0ffee00000000000000{index:04d}" for index in range(8)]
+
+    async def consent(customer_id: str) -> None:
+        with contextlib.suppress(CustomerInactive):
+            await privacy.give(
+                customer_id, MARKETING_ZALO, channel="zalo", text_version="v1", source="chat_button"
+            )
+
+    for customer_id in customers:
+        await asyncio.gather(
+            consent(customer_id),
+            privacy.erase(customer_id, requested_by="customer", reason="customer_request"),
+            consent(customer_id),
+        )
+
+    for customer_id in customers:
+        assert await privacy.history(customer_id) == []
+        assert not await privacy.has_consent(customer_id, MARKETING_ZALO)
