@@ -81,6 +81,17 @@ class TierWindow(_Strict):
     # calendar_year: the day the year starts, as MM-DD (a brand's fiscal year may start in April).
     anchor: str = Field(default="01-01", pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
 
+    @field_validator("anchor")
+    @classmethod
+    def _first_of_month(cls, anchor: str) -> str:
+        if not anchor.endswith("-01"):
+            raise ValueError("the year must start on the first day of a month (points are counted by month)")
+        return anchor
+
+    @property
+    def start_month(self) -> int:
+        return int(self.anchor[:2])
+
 
 class TierPolicy(_Strict):
     """How tiers are computed. ``version`` changes whenever the rules do; the history records it."""

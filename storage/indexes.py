@@ -54,17 +54,6 @@ class IndexSpec:
 INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec("meta", (("kind", 1),), name="meta_kind"),
     IndexSpec("zns_deliveries", (("tracking_id", 1),), name="zns_deliveries_tracking_id", sparse=True),
-    # vouchers (storage.vouchers): _id is the code; one voucher per issue key; a customer's list, newest
-    # first; the expiry sweep. Counters are found by customer when customers merge.
-    IndexSpec("vouchers", (("key", 1),), name="vouchers_key", unique=True),
-    IndexSpec("vouchers", (("customer_id", 1), ("issued_at", -1)), name="vouchers_customer_issued"),
-    IndexSpec("vouchers", (("status", 1), ("expires_at", 1)), name="vouchers_status_expires"),
-    IndexSpec("voucher_counters", (("customer_id", 1),), name="voucher_counters_customer", sparse=True),
-    # rewards (storage.rewards): _id is the client key; a customer's redemptions; unfinished ones.
-    IndexSpec(
-        "reward_redemptions", (("customer_id", 1), ("created_at", -1)), name="reward_redemptions_customer"
-    ),
-    IndexSpec("reward_redemptions", (("state", 1), ("created_at", 1)), name="reward_redemptions_state"),
     # customers: one active customer per phone; referral codes unique; wallet look-ups of the jobs
     IndexSpec(
         "customers",
@@ -84,6 +73,9 @@ INDEXES: tuple[IndexSpec, ...] = (
     # ledger: history newest first, repair of entries claimed but not applied
     IndexSpec("ledger", (("customer_id", 1), ("created_at", -1), ("_id", -1)), name="ledger_customer_time"),
     IndexSpec("ledger", (("applied", 1), ("state", 1), ("created_at", 1)), name="ledger_unapplied"),
+    # tiers: pending changes left by a crash; the history of a customer
+    IndexSpec("customers", (("pending_tier.id", 1),), name="customers_pending_tier", sparse=True),
+    IndexSpec("tier_history", (("customer_id", 1), ("at", 1)), name="tier_history_customer"),
     # vouchers (storage.vouchers): _id is the code; one voucher per issue key; a customer's list, newest
     # first; the expiry sweep. Counters are found by customer when customers merge.
     IndexSpec("vouchers", (("key", 1),), name="vouchers_key", unique=True),
