@@ -37,6 +37,7 @@ from loyalty.errors import (
     CheckinInvalid,
     CheckinMalformed,
     CheckinNotFound,
+    CustomerNotFound,
     LimitReached,
 )
 from loyalty.ledger import LedgerService
@@ -126,6 +127,30 @@ async def test_short_codes_differ_between_codes(service: CheckinService, clock: 
 
     assert len({issued.short_code for issued in codes}) == 20
     assert len({issued.token for issued in codes}) == 20
+
+
+async def test_a_taken_short_code_is_drawn_again(
+    service: CheckinService, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = await create(service, clock)
+    draws = iter([first.short_code, first.short_code, "ZZZZ2222"])
+    monkeypatch.setattr("loyalty.checkin.new_short_code", lambda: next(draws))
+
+    second = await create(service, clock)
+
+    assert second.short_code == "ZZZZ2222"
+    assert len(await service.list_codes()) == 2
+
+
+async def test_a_short_code_that_never_comes_free_is_an_error_not_a_duplicate(
+    service: CheckinService, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = await create(service, clock)
+    monkeypatch.setattr("loyalty.checkin.new_short_code", lambda: first.short_code)
+
+    with pytest.raises(RuntimeError, match="free short code"):
+        await create(service, clock)
+    assert len(await service.list_codes()) == 1
 
 
 @pytest.mark.parametrize(
@@ -623,6 +648,19 @@ async def test_a_refused_voucher_gives_back_the_caps(
     assert await repo.claim_of(claim_key(welcome_again.code.id, customer)) is None
     assert await repo.daily_count(customer, "2026-12-01") == 0
     assert (await service.scan(customer, plain.token, channel="zalo")).balance == 10  # today's scan is free
+
+
+async def test_a_scan_for_an_unknown_customer_gives_back_the_caps(
+    service: CheckinService, clock: FrozenClock, repo: MongoCheckinRepository
+) -> None:
+    issued = await create(service, clock, max_uses=10)
+
+    with pytest.raises(CustomerNotFound):
+        await service.scan("a" * 24, issued.token, channel="zalo")
+
+    assert (await service.get(issued.code.id)).remaining == 10
+    assert await repo.daily_count("a" * 24, "2026-12-01") == 0
+    assert await repo.claim_of(claim_key(issued.code.id, "a" * 24)) is None
 
 
 # ======================================================================== failures and resumption
