@@ -232,7 +232,7 @@ class VoucherIssuer(Protocol):
 class TierUpgrader(Protocol):
     """Re-evaluates a customer's tier after points were earned (``loyalty.tiers.TierService``)."""
 
-    async def after_earn(self, customer_id: str) -> None: ...
+    async def after_earn(self, customer_id: str) -> object: ...
 
 
 # ======================================================================== the service
@@ -406,18 +406,19 @@ class CheckinService:
         if len(raw) > _MAX_INPUT:
             raise CheckinMalformed("this is too long to be a check-in code")
         text = raw.strip().removeprefix(REF_PREFIX)
-        if "." in text:
-            code_id, expires_at = self._verify(text)
-            if expires_at <= self._clock.now():
-                raise CheckinExpired("this check-in code has expired")
-            code = await self._repo.code(code_id)
-            if code is None or int(code.expires_at.timestamp()) != int(expires_at.timestamp()):
-                raise CheckinForged("this check-in code is not one of ours")
-            return code
-        short = normalize_short_code(text)
-        code = await self._repo.code_by_short(short) if short is not None else None
-        if code is None:
-            raise CheckinForged("no check-in code has this short code")
+        # A token never normalises into a short code (56 characters, not 8), so the order is safe; and a
+        # typed "#K7P2MXRT." (a sentence's full stop) is still read as the short code.
+        if (short := normalize_short_code(text)) is not None:
+            by_short = await self._repo.code_by_short(short)
+            if by_short is None:
+                raise CheckinForged("no check-in code has this short code")
+            return by_short
+        code_id, expires_at = self._verify(text)
+        if expires_at <= self._clock.now():
+            raise CheckinExpired("this check-in code has expired")
+        code = await self._repo.code(code_id)
+        if code is None or int(code.expires_at.timestamp()) != int(expires_at.timestamp()):
+            raise CheckinForged("this check-in code is not one of ours")
         return code
 
     def _verify(self, token: str) -> tuple[str, datetime]:
