@@ -27,6 +27,7 @@ from aiohttp import web
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
+from app.admin_cli import add_admin_commands
 from app.chat import build_dispatcher, chat_worker
 from app.embedded import EmbeddedServerError
 from app.factory import QuietProbesAccessLogger, create_app
@@ -49,7 +50,7 @@ EX_CONFIG: Final = 78
 EX_INTERRUPTED: Final = 130  # 128 + SIGINT, as shells report it
 
 # The commands that run the loyalty program: they validate PROGRAM_FILE before starting anything.
-PROGRAM_COMMANDS: Final = frozenset({"serve", "worker", "qr"})
+PROGRAM_COMMANDS: Final = frozenset({"serve", "worker", "qr", "reconcile", "jobs"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.set_defaults(run=_chat)
 
     add_qr_command(commands)
+    add_admin_commands(commands)
     return parser
 
 

@@ -187,7 +187,7 @@ class OrderLedger(Protocol):
 
 
 class OrderTiers(Protocol):
-    async def after_earn(self, customer_id: str) -> None: ...
+    async def after_earn(self, customer_id: str) -> object: ...
 
 
 class _VoucherView(Protocol):

@@ -99,6 +99,9 @@ class TierRepository(Protocol):
         self, tiers: list[str], after: str | None, limit: int
     ) -> list[tuple[str, str]]: ...
 
+    async def review_completed(self, period: str) -> bool: ...
+    async def complete_review(self, period: str, report: dict[str, int], at: datetime) -> None: ...
+
 
 class TierService:
     def __init__(
@@ -201,13 +204,17 @@ class TierService:
         )
         return change
 
-    async def review(self) -> ReviewReport:
+    async def review(self, *, force: bool = False) -> ReviewReport:
         """Downgrade (or reset) every customer whose qualifying points no longer hold their tier,
-        per the program's downgrade rule; at most once per customer per review period."""
+        per the program's downgrade rule; at most once per customer per review period.
+
+        The jobs call it every cycle: it does the work once per review period (``force`` runs it
+        again, which changes only customers not reviewed yet in this period).
+        """
         policy = self._program.tiers
         period = self.review_period()
         report = ReviewReport(period=period)
-        if policy.downgrade == "never":
+        if policy.downgrade == "never" or (not force and await self._repo.review_completed(period)):
             return report
         now = self._clock.now()
         above = [level.id for level in policy.levels[1:]]
@@ -232,6 +239,7 @@ class TierService:
                     downgraded += 1
                     report.changes.append(change)
             after = batch[-1][0]
+        await self._repo.complete_review(period, {"reviewed": reviewed, "downgraded": downgraded}, now)
         return ReviewReport(period, reviewed, downgraded, report.changes)
 
     async def repair(self) -> int:

@@ -31,6 +31,8 @@ def new_wallet() -> Document:
 
 
 class MongoLedgerRepository:
+    name: Final = "ledger"
+
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._ledger = db[LEDGER]
         self._customers = db[CUSTOMERS]
@@ -158,6 +160,15 @@ class MongoLedgerRepository:
             {"_id": customer_id},
             {"$set": {"wallet.balance": balance, "wallet.lifetime": lifetime}, "$inc": {"wallet.v": 1}},
         )
+
+    async def export_customer(self, customer_id: str) -> list[dict[str, Any]]:
+        cursor = self._ledger.find({"customer_id": customer_id}).sort("created_at", ASCENDING)
+        return [doc async for doc in cursor]
+
+    async def erase_customer(self, customer_id: str) -> int:
+        """The ledger keeps its amounts for accounting (Law 91/2025 allows what the law requires to be
+        kept); its entries hold no name, phone or platform identity, so nothing is changed."""
+        return 0
 
     async def reassign_customer(self, from_id: str, into_id: str) -> int:
         result = await self._ledger.update_many(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
@@ -40,6 +40,8 @@ def _from_document(document: Document) -> RedemptionRecord:
 
 class MongoRewardRepository:
     """Implements ``loyalty.rewards.RewardRepository`` and ``loyalty.customers.CustomerOwned``."""
+
+    name: Final = "reward_redemptions"
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.redemptions: AsyncCollection[Document] = db[REDEMPTIONS]
@@ -142,3 +144,12 @@ class MongoRewardRepository:
             {"customer_id": from_id}, {"$set": {"customer_id": into_id}}
         )
         return result.modified_count
+
+    # ------------------------------------------------------------------------------------------ personal data
+    async def export_customer(self, customer_id: str) -> list[dict[str, Any]]:
+        cursor = self.redemptions.find({"customer_id": customer_id}).sort("created_at", 1)
+        return [document async for document in cursor]
+
+    async def erase_customer(self, customer_id: str) -> int:
+        """Redemptions hold no personal data (reward, points, voucher code): they stay, for accounting."""
+        return 0

@@ -4,6 +4,7 @@ in ``tier_history``. See :mod:`loyalty.tiers` for why a change is pushed as pend
 from __future__ import annotations
 
 import contextlib
+from datetime import datetime
 from typing import Final
 
 from pymongo import ASCENDING
@@ -15,12 +16,14 @@ from storage.clients import Document
 from storage.ledger import CUSTOMERS
 
 TIER_HISTORY: Final = "tier_history"
+TIER_REVIEWS: Final = "tier_reviews"
 
 
 class MongoTierRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._customers = db[CUSTOMERS]
         self._history = db[TIER_HISTORY]
+        self._reviews = db[TIER_REVIEWS]
 
     async def change_tier(self, change: TierChange, *, expected: str, review_period: str | None) -> bool:
         query: Document = {"_id": change.customer_id, "status": "active", "tier": expected}
@@ -65,6 +68,12 @@ class MongoTierRepository:
             query["_id"] = {"$gt": after}
         cursor = self._customers.find(query, {"tier": 1}).sort("_id", ASCENDING).limit(limit)
         return [(doc["_id"], doc["tier"]) async for doc in cursor]
+
+    async def review_completed(self, period: str) -> bool:
+        return await self._reviews.count_documents({"_id": period}, limit=1) > 0
+
+    async def complete_review(self, period: str, report: dict[str, int], at: datetime) -> None:
+        await self._reviews.update_one({"_id": period}, {"$set": {"at": at, **report}}, upsert=True)
 
     async def reassign_customer(self, from_id: str, into_id: str) -> int:
         result = await self._history.update_many(

@@ -40,6 +40,8 @@ def _from_document(document: Document) -> Voucher:
 class MongoVoucherRepository:
     """Implements ``loyalty.vouchers.VoucherRepository`` and ``loyalty.customers.CustomerOwned``."""
 
+    name: Final = "vouchers"
+
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.vouchers: AsyncCollection[Document] = db[VOUCHERS]
         self.counters: AsyncCollection[Document] = db[COUNTERS]
@@ -184,3 +186,12 @@ class MongoVoucherRepository:
             await self.counters.delete_one({"_id": counter["_id"]})
         result = await self.vouchers.update_many({"customer_id": from_id}, {"$set": {"customer_id": into_id}})
         return result.modified_count
+
+    # ------------------------------------------------------------------------------------------ personal data
+    async def export_customer(self, customer_id: str) -> list[dict[str, Any]]:
+        cursor = self.vouchers.find({"customer_id": customer_id}).sort("issued_at", 1)
+        return [document async for document in cursor]
+
+    async def erase_customer(self, customer_id: str) -> int:
+        """Vouchers hold no personal data (a code, amounts, dates): they stay, for accounting."""
+        return 0
