@@ -24,6 +24,10 @@ DAILY: Final = "checkin_daily"
 
 
 class MongoCheckinRepository:
+    """Also a ``loyalty.customers.CustomerOwned`` (merges) and a ``loyalty.privacy.PersonalDataHolder``."""
+
+    name: Final = "checkins"
+
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._codes = db[CODES]
         self._claims = db[CLAIMS]
@@ -184,6 +188,33 @@ class MongoCheckinRepository:
             )
             moved += 1
         return moved
+
+    # ---------------------------------------------------------------- personal data
+    async def export_customer(self, customer_id: str) -> list[dict[str, Any]]:
+        """Every scan of the customer, oldest first, with the store of the code scanned."""
+        claims = [
+            _claim(doc) async for doc in self._claims.find({"customer_id": customer_id}).sort("created_at", 1)
+        ]
+        code_ids = sorted({claim.code_id for claim in claims})
+        stores = {
+            doc["_id"]: doc.get("store")
+            async for doc in self._codes.find({"_id": {"$in": code_ids}}, {"store": 1})
+        }
+        return [
+            {
+                **claim.model_dump(mode="python", exclude={"key", "reward_key", "lease_until", "taken"}),
+                "store": stores.get(claim.code_id),
+            }
+            for claim in claims
+        ]
+
+    async def erase_customer(self, customer_id: str) -> int:
+        """Scans say where and when a person was: they are deleted with the daily counters. The points
+        they earned stay in the ledger (amounts are accounting records); an erased customer cannot scan
+        again, so the once-per-code guard is not needed any more."""
+        claims = await self._claims.delete_many({"customer_id": customer_id})
+        daily = await self._daily.delete_many({"customer_id": customer_id})
+        return claims.deleted_count + daily.deleted_count
 
 
 def _code(doc: Document) -> CheckinCode:

@@ -840,3 +840,39 @@ def test_every_refusal_is_a_checkin_error_with_a_distinct_code() -> None:
     assert all(issubclass(refusal, CheckinError) for refusal in refusals)
     assert len(set(codes)) == len(codes)
     assert all(re.fullmatch(r"checkin_[a-z_]+", code) for code in codes)
+
+
+# ======================================================================== personal data
+async def test_export_and_erasure_of_a_customers_scans(
+    *,
+    program: Program,
+    clock: FrozenClock,
+    repo: MongoCheckinRepository,
+    make_service: Callable[..., CheckinService],
+    new_customer: Callable[[str], Awaitable[str]],
+) -> None:
+    service = make_service(with_daily_cap(program, 5))
+    customer, other = await new_customer("u1"), await new_customer("u2")
+    in_q1 = await create(service, clock, max_uses=10, store="q1")
+    anywhere = await create(service, clock, max_uses=10)
+    await service.scan(customer, in_q1.token, channel="miniapp")
+    clock.advance(timedelta(minutes=5))
+    await service.scan(customer, anywhere.short_code, channel="zalo")
+    await service.scan(other, in_q1.token, channel="zalo")
+
+    exported = await repo.export_customer(customer)
+
+    assert repo.name == "checkins"
+    assert [(e["code_id"], e["store"], e["channel"], e["points"]) for e in exported] == [
+        (in_q1.code.id, "q1", "miniapp", 10),
+        (anywhere.code.id, None, "zalo", 10),
+    ]
+    assert all(e["customer_id"] == customer and e["state"] == "rewarded" for e in exported)
+
+    erased = await repo.erase_customer(customer)
+
+    assert erased == 3  # two scans and one day's counter
+    assert await repo.export_customer(customer) == []
+    assert await repo.daily_count(customer, "2026-12-01") == 0
+    assert await repo.erase_customer(customer) == 0
+    assert len(await repo.export_customer(other)) == 1  # nobody else's scans go
