@@ -43,6 +43,7 @@ from loyalty.checkin import CheckinCode, CheckinService
 from loyalty.clock import LOCAL_TZ, SystemClock
 from loyalty.errors import LoyaltyError
 from loyalty.ledger import LedgerService
+from loyalty.program import Program
 from loyalty.vouchers import VoucherService
 from storage.checkins import MongoCheckinRepository
 from storage.clients import create_mongo_client
@@ -117,10 +118,10 @@ def run_qr(settings: Settings, *, args: argparse.Namespace) -> int:
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
-    async with _checkin_service(settings) as service:
+    async with _checkin_service(settings) as (service, program):
         try:
             if args.qr_action == "create":
-                return await _create(service, args)
+                return await _create(service, program, args)
             if args.qr_action == "list":
                 return await _list(service, args)
             return await _revoke(service, args.code_id)
@@ -130,7 +131,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 @contextlib.asynccontextmanager
-async def _checkin_service(settings: Settings) -> AsyncIterator[CheckinService]:
+async def _checkin_service(settings: Settings) -> AsyncIterator[tuple[CheckinService, Program]]:
     assert settings.mongodb_uri is not None and settings.secret_key is not None
     program = load_program_for(settings)
     clock = SystemClock()
@@ -138,7 +139,7 @@ async def _checkin_service(settings: Settings) -> AsyncIterator[CheckinService]:
     try:
         db = mongo[settings.mongodb_db]
         await ensure_indexes(db)
-        yield CheckinService(
+        service = CheckinService(
             MongoCheckinRepository(db),
             LedgerService(MongoLedgerRepository(db), program, clock),
             VoucherService(MongoVoucherRepository(db), program, clock),
@@ -146,11 +147,19 @@ async def _checkin_service(settings: Settings) -> AsyncIterator[CheckinService]:
             clock,
             settings.secret_key.get_secret_value().encode("utf-8"),
         )
+        yield service, program
     finally:
         await mongo.close()
 
 
-async def _create(service: CheckinService, args: argparse.Namespace) -> int:
+async def _create(service: CheckinService, program: Program, args: argparse.Namespace) -> int:
+    if args.png is not None and not (program.brand.miniapp_link or program.brand.messenger_link):
+        print(  # noqa: T201
+            "loyalty qr create: no QR image without a link to put in it: "
+            "set brand.miniapp_link or brand.messenger_link in the program",
+            file=sys.stderr,
+        )
+        return EX_REFUSED
     now = SystemClock().now()
     issued = await service.create_code(
         points=args.points,
@@ -173,13 +182,10 @@ async def _create(service: CheckinService, args: argparse.Namespace) -> int:
     ]
     if code.store:
         rows.insert(1, ("store", code.store))
-    if args.png is not None:
-        if links.qr_target is None:
-            rows.append(("qr image", "not written: the program has neither a Mini App nor a Messenger link"))
-        else:
-            segno.make(links.qr_target, error="m").save(str(args.png), kind="png", scale=10, border=4)
-            encoded = "the Mini App link" if links.qr_target == links.miniapp else "the m.me link"
-            rows.append(("qr image", f"{args.png} (encodes {encoded})"))
+    if args.png is not None and links.qr_target is not None:
+        segno.make(links.qr_target, error="m").save(str(args.png), kind="png", scale=10, border=4)
+        encoded = "the Mini App link" if links.qr_target == links.miniapp else "the m.me link"
+        rows.append(("qr image", f"{args.png} (encodes {encoded})"))
     _print_rows(rows)
     return EX_OK
 

@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 from pymongo.asynchronous.database import AsyncDatabase
 
 from app.cli import main
@@ -23,7 +24,7 @@ from loyalty.clock import LOCAL_TZ, SystemClock
 from loyalty.customers import CustomerService, Identity
 from loyalty.errors import CheckinDisabled
 from loyalty.ledger import LedgerService
-from loyalty.program import load_program
+from loyalty.program import DEMO_PROGRAM, load_program
 from storage.checkins import MongoCheckinRepository
 from storage.clients import Document, MongoClient
 from storage.customers import MongoCustomerRepository
@@ -153,6 +154,54 @@ async def test_impossible_requests_exit_2_with_the_reason(
     assert "no voucher template 'no_such_template'" in capsys.readouterr().err
     assert await loyalty("qr", "revoke", "0" * 24) == 2
     assert "(checkin_not_found)" in capsys.readouterr().err
+
+
+def program_file(directory: Path, **brand: str | None) -> Path:
+    """The demo program with some of the brand's links changed (``None``: removed)."""
+    data = yaml.safe_load(DEMO_PROGRAM.read_text(encoding="utf-8"))
+    for name, value in brand.items():
+        if value is None:
+            data["brand"].pop(name, None)
+        else:
+            data["brand"][name] = value
+    path = directory / "program.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+async def test_without_a_mini_app_the_qr_encodes_the_messenger_link(
+    environment: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PROGRAM_FILE", str(program_file(environment, miniapp_link=None)))
+    png = environment / "qr.png"
+
+    assert await loyalty("qr", "create", "--png", str(png)) == 0
+
+    rows = printed(capsys.readouterr().out)
+    assert rows["mini app"] == "(no brand.miniapp_link in the program)"
+    assert rows["messenger"] == f"https://m.me/democafe?ref=checkin.{rows['token']}"
+    assert rows["qr image"] == f"{png} (encodes the m.me link)"
+    assert png.read_bytes().startswith(PNG_MAGIC)
+
+
+async def test_without_any_link_no_qr_image_is_promised(
+    environment: Path,
+    database: AsyncDatabase[Document],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = program_file(environment, miniapp_link=None, messenger_link=None)
+    monkeypatch.setenv("PROGRAM_FILE", str(path))
+
+    assert await loyalty("qr", "create", "--png", str(environment / "qr.png")) == 2
+    assert "set brand.miniapp_link or brand.messenger_link" in capsys.readouterr().err
+    assert not (environment / "qr.png").exists()
+    assert await checkin_service(database).list_codes(include_inactive=True) == []  # nothing was made
+
+    assert await loyalty("qr", "create") == 0  # the short code alone still works
+    rows = printed(capsys.readouterr().out)
+    assert rows["mini app"].startswith("(no ") and rows["messenger"].startswith("(no ")
+    assert rows["short code"].startswith("#")
 
 
 @pytest.mark.parametrize("text", ["7", "d", "0d", "7w", "-1h", "1.5h", ""])
