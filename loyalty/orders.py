@@ -187,6 +187,8 @@ class OrderLedger(Protocol):
 
 
 class OrderTiers(Protocol):
+    """:class:`loyalty.tiers.TierService`: an upgrade at once after an earn (what it returns is not used)."""
+
     async def after_earn(self, customer_id: str) -> object: ...
 
 

@@ -26,23 +26,14 @@ from loyalty.ledger import LedgerEntry, LedgerService
 from loyalty.orders import Order, OrderItemIn, OrderService
 from loyalty.privacy import PersonalDataHolder
 from loyalty.program import Program
+from loyalty.tiers import TierService
 from loyalty.vouchers import VoucherService
 from storage.clients import Document
 from storage.customers import MongoCustomerRepository
 from storage.ledger import MongoLedgerRepository
 from storage.orders import MongoOrderRepository
+from storage.tiers import MongoTierRepository
 from storage.vouchers import MongoVoucherRepository
-
-
-class TierCalls:
-    """Records the tier re-evaluations orders ask for (the tier rules themselves are tested with
-    loyalty/tiers.py)."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    async def after_earn(self, customer_id: str) -> None:
-        self.calls.append(customer_id)
 
 
 @dataclass
@@ -54,7 +45,7 @@ class World:
     repo: MongoOrderRepository
     orders: OrderService
     clock: FrozenClock
-    tiers: TierCalls
+    tiers: TierService
 
     async def customer(self, user: str = "u1") -> str:
         customer, _ = await self.customers.get_or_create(Identity(channel="zalo", user_id=user))
@@ -71,7 +62,14 @@ def build_world(
     customers = CustomerService(MongoCustomerRepository(db), program, clock)
     vouchers = VoucherService(MongoVoucherRepository(db), program, clock)
     repo = MongoOrderRepository(db)
-    tiers = TierCalls()
+    tiers = TierService(
+        repo=MongoTierRepository(db),
+        customers=customers,
+        ledger=ledger,
+        program=program,
+        clock=clock,
+        vouchers=vouchers,
+    )
     orders = OrderService(repo, ledger, tiers, vouchers, customers, program, clock)
     return World(db, customers, ledger, vouchers, repo, orders, clock, tiers)
 
@@ -199,7 +197,19 @@ async def test_complete_earns_points_records_the_order_and_reevaluates_the_tier(
     assert customer.last_order_at == clock.now() and customer.balance == 13
     stored = await world.orders.get(order.id)
     assert stored.status == "completed" and stored.effects_done and stored.points == 13
-    assert world.tiers.calls == [cid]
+
+
+async def test_a_completed_order_upgrades_the_tier_at_once(world: World) -> None:
+    cid = await world.customer()
+    order = await world.orders.create(cid, source="pos", amount=5_200_000)  # 520 points: Silver
+    await world.orders.complete(order.id, by="staff")
+
+    customer = await world.customers.get(cid)
+    assert customer.tier == "silver" and customer.balance == 520
+    assert [v.template_id for v in await world.vouchers.list_for(cid)] == ["tier_silver"]
+    later = await world.orders.create(cid, source="pos", amount=100000)
+    done = await world.orders.complete(later.id, by="staff")
+    assert done.points == 11  # the Silver multiplier (1.1) from now on
 
 
 async def test_the_same_order_completed_in_parallel_earns_once(world: World) -> None:
