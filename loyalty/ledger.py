@@ -326,17 +326,18 @@ class LedgerService:
         if existing is not None:
             return await self._replay(existing, entry)
         try:
-            await self._apply(entry)
+            applied = await self._apply(entry)
         except InsufficientPoints:
             if await self._repo.refuse(entry, InsufficientPoints.code):
                 raise
             # someone settled the entry first (a caller that took it for abandoned): theirs is the result
+            applied = None
         except (CustomerNotFound, CustomerInactive):
             # Not applied anywhere: give the key back, so the caller can retry on the right customer
             # (the survivor of a merge that was in progress).
             await self._repo.release(entry.key)
             raise
-        return await self._result(entry)
+        return applied if applied is not None else await self._result(entry)
 
     async def _replay(self, existing: LedgerEntry, wanted: LedgerEntry) -> LedgerEntry:
         """A key seen before: the same result, or the same refusal. A different operation: conflict."""
@@ -385,43 +386,29 @@ class LedgerService:
         except (CustomerNotFound, CustomerInactive) as error:
             log.warning("ledger entry %s cannot be applied: %s", fresh.key, error.code)
 
-    async def _apply(self, entry: LedgerEntry) -> None:
-        for _ in range(_VERSION_RETRIES):
+    async def _apply(self, entry: LedgerEntry) -> LedgerEntry | None:
+        """Apply the entry to its wallet: the entry as applied, or ``None`` if another caller settled
+        it first. An earn's first attempt reads nothing: one conditional update."""
+        for attempt in range(_VERSION_RETRIES):
+            if entry.points > 0 and attempt == 0:
+                if await self._repo.apply(entry, self._credit(entry), version=None):
+                    return entry
+                continue
             wallet = await self._wallet_or_raise(entry.customer_id)
             if wallet.journaled(entry.key):
-                return
+                return None
             if entry.created_at < wallet.compacted_before:
                 # Claimed before the journal's watermark and never applied (a crash long ago): give it
                 # a new time, so the watermark guard protects it from here on, as any new entry.
                 rebased = await self._repo.rebase(entry.key, entry.created_at, self._clock.now())
                 if rebased is None:
-                    return  # applied (flagged) or settled by someone else meanwhile
+                    return None  # applied (flagged) or settled by someone else meanwhile
                 entry = rebased
             if entry.points > 0:
-                lot = Lot(
-                    key=entry.key,
-                    remaining=entry.points,
-                    expires_at=entry.expires_at,
-                    earned_at=entry.created_at,
-                )
-                change = WalletChange(
-                    balance=entry.points,
-                    lifetime=entry.lifetime_delta,
-                    qualifying={entry.month: entry.qualifying_delta} if entry.month else {},
-                    new_lot=lot,
-                )
-                # An earn needs no version: it only adds. The first try goes without reading at all.
-                if await self._repo.apply(entry, change, version=None):
-                    return
+                if await self._repo.apply(entry, self._credit(entry), version=None):
+                    return entry
                 continue
-            amount = -entry.points
-            if entry.kind == "expire":
-                lot_left = next((lot.remaining for lot in wallet.lots if lot.key == entry.reverses), 0)
-                amount = min(lot_left, wallet.balance)
-            elif entry.kind == "reverse":
-                amount = min(amount, wallet.balance)  # what was already spent cannot be taken back
-            elif wallet.balance < amount:
-                raise InsufficientPoints(f"balance {wallet.balance} < {amount}")
+            amount = _debit_amount(entry, wallet)
             change = WalletChange(
                 balance=-amount,
                 lifetime=entry.lifetime_delta,
@@ -435,8 +422,20 @@ class LedgerService:
                     await self._repo.set_points(entry.key, -amount)
                 if len(wallet.journal) >= COMPACT_AT_LENGTH:
                     await self.compact(entry.customer_id)
-                return
+                return entry.model_copy(update={"points": -amount})
         raise LoyaltyError(f"could not apply {entry.key}: the wallet kept changing")
+
+    @staticmethod
+    def _credit(entry: LedgerEntry) -> WalletChange:
+        lot = Lot(
+            key=entry.key, remaining=entry.points, expires_at=entry.expires_at, earned_at=entry.created_at
+        )
+        return WalletChange(
+            balance=entry.points,
+            lifetime=entry.lifetime_delta,
+            qualifying={entry.month: entry.qualifying_delta} if entry.month else {},
+            new_lot=lot,
+        )
 
     async def _wallet_or_raise(self, customer_id: str) -> Wallet:
         wallet = await self._repo.wallet(customer_id)
@@ -581,6 +580,20 @@ def _check(points: int, key: str) -> None:
         raise InvalidAmount(f"points must be a whole number from 1 to {MAX_POINTS}")
     if not isinstance(key, str) or not key or len(key) > _KEY_MAX:
         raise InvalidAmount("an idempotency key is a non-empty string")
+
+
+def _debit_amount(entry: LedgerEntry, wallet: Wallet) -> int:
+    """What a debit takes now: an expiry what is left of its lot, a reversal what the balance still
+    holds (points already spent cannot be taken back), anything else all of it or nothing."""
+    amount = -entry.points
+    if entry.kind == "expire":
+        lot_left = next((lot.remaining for lot in wallet.lots if lot.key == entry.reverses), 0)
+        return min(lot_left, wallet.balance)
+    if entry.kind == "reverse":
+        return min(amount, wallet.balance)
+    if wallet.balance < amount:
+        raise InsufficientPoints(f"balance {wallet.balance} < {amount}")
+    return amount
 
 
 def _refusal(code: str | None) -> LoyaltyError:

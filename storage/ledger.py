@@ -122,7 +122,9 @@ class MongoLedgerRepository:
             push["wallet.lots"] = _lot_doc(change.new_lot)
         if change.lots is not None:
             update["$set"] = {"wallet.lots": [_lot_doc(lot) for lot in change.lots]}
-        result = await self._customers.update_one(query, update)
+        # The `_id` index, always: with `status` in the filter SecantusDB's planner may pick the
+        # (status, tier) index and scan every active customer (measured: a third fewer earns/s).
+        result = await self._customers.update_one(query, update, hint=[("_id", 1)])
         return result.modified_count == 1
 
     async def compact(self, customer_id: str, items: Sequence[JournalItem], watermark: datetime) -> None:

@@ -1,0 +1,147 @@
+"""The points ledger: earns per second through ``LedgerService.earn`` against the raw writes it needs.
+
+An earn is two writes: the entry is inserted (its key claims it), then one conditional ``update_one``
+applies it to the wallet (balance, totals, the new lot, the journal of keys). The raw side does the same
+number of ``insert_one`` + ``update_one`` calls on the same server, on documents of the same shape but
+(same fields, same indexes) without any condition, so the ratio shows what the service adds: the
+validation, the models and the conditions that make an earn exactly-once.
+
+Both sides run the same concurrency (``--concurrency`` customers earning at once, each one earn after
+the other, as a worker handles one user at a time) on the embedded SecantusDB (``--sync-on-commit``,
+as ``loyalty serve`` runs it), in alternating rounds; the best round of each counts (this machine's
+speed drifts). A last check proves every balance equals the sum of its ledger.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from app.embedded import EmbeddedMongo
+from loyalty.clock import SystemClock
+from loyalty.customers import CustomerService, Identity
+from loyalty.ledger import LedgerService
+from loyalty.program import load_program
+from storage.clients import Document, create_mongo_client
+from storage.customers import MongoCustomerRepository
+from storage.indexes import INDEXES, ensure_indexes
+from storage.ledger import MongoLedgerRepository, new_wallet
+
+
+async def _customers(db: AsyncDatabase[Document], count: int) -> list[str]:
+    program = load_program()
+    service = CustomerService(MongoCustomerRepository(db), program, SystemClock())
+    ids = []
+    for n in range(count):
+        customer, _ = await service.get_or_create(Identity(channel="zalo", user_id=f"bench{n}"))
+        ids.append(customer.id)
+    return ids
+
+
+async def _ours(ledger: LedgerService, customers: list[str], per_customer: int, round_no: int) -> float:
+    async def one(cid: str) -> None:
+        for n in range(per_customer):
+            await ledger.earn(cid, 5, key=f"bench:{round_no}:{cid}:{n}", reason="order", ref={"n": str(n)})
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(cid) for cid in customers))
+    return len(customers) * per_customer / (time.perf_counter() - started)
+
+
+async def _raw(db: AsyncDatabase[Document], customers: list[str], per_customer: int, round_no: int) -> float:
+    entries, wallets = db["raw_ledger"], db["raw_customers"]
+    expires = datetime.now(UTC) + timedelta(days=365)
+
+    async def one(cid: str) -> None:
+        for n in range(per_customer):
+            now = datetime.now(UTC)
+            key = f"raw:{round_no}:{cid}:{n}"
+            await entries.insert_one(
+                {
+                    "_id": key,
+                    "customer_id": cid,
+                    "kind": "earn",
+                    "points": 5,
+                    "reason": "order",
+                    "ref": {"n": str(n)},
+                    "created_at": now,
+                    "expires_at": expires,
+                    "lifetime_delta": 5,
+                    "qualifying_delta": 5,
+                    "month": "2026-12",
+                    "reverses": None,
+                    "staff_id": None,
+                    "state": "pending",
+                    "void_code": None,
+                    "applied": False,
+                }
+            )
+            await wallets.update_one(
+                {"_id": cid},
+                {
+                    "$inc": {"wallet.balance": 5, "wallet.lifetime": 5, "wallet.v": 1, "wallet.q.2026-12": 5},
+                    "$push": {
+                        "wallet.journal": {"k": key, "at": now, "n": 5},
+                        "wallet.lots": {"k": key, "n": 5, "x": expires, "t": now},
+                    },
+                },
+            )
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(cid) for cid in customers))
+    return len(customers) * per_customer / (time.perf_counter() - started)
+
+
+async def _run(url: str, customers_count: int, per_customer: int, rounds: int) -> None:
+    client = create_mongo_client(url)
+    db = client["bench_ledger"]
+    await ensure_indexes(db)
+    customers = await _customers(db, customers_count)
+    # The raw side gets the same indexes: they are the data model's, not the service's overhead.
+    for spec in INDEXES:
+        if spec.collection in ("ledger", "customers"):
+            raw = replace(spec, collection=f"raw_{spec.collection}")
+            await db[raw.collection].create_indexes([raw.model()])
+    await db["raw_customers"].insert_many(
+        [{"_id": cid, "status": "active", "wallet": new_wallet()} for cid in customers]
+    )
+    ledger = LedgerService(MongoLedgerRepository(db), load_program(), SystemClock())
+    ours_best = raw_best = 0.0
+    for round_no in range(rounds):
+        raw_best = max(raw_best, await _raw(db, customers, per_customer, round_no))
+        ours_best = max(ours_best, await _ours(ledger, customers, per_customer, round_no))
+        # the ledger compacts journals in its periodic job; keep both sides' documents the same size
+        await db["raw_customers"].update_many({}, {"$set": {"wallet.journal": [], "wallet.lots": []}})
+        for cid in customers:
+            await ledger.compact(cid)
+    report = await ledger.reconcile()
+    assert report.ok, f"ledger inconsistent after the benchmark: {report.mismatched[:3]}"
+    total = customers_count * per_customer
+    print(f"raw insert_one + update_one  {raw_best:8,.0f} earns/s  ({total} a round, best of {rounds})")
+    print(f"LedgerService.earn           {ours_best:8,.0f} earns/s  (claim + conditional apply; reconciled)")
+    print(f"ratio_vs_raw={ours_best / raw_best:.2f}")
+    await client.drop_database("bench_ledger")
+    await client.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--customers", type=int, default=50, help="customers earning at once")
+    parser.add_argument("--earns", type=int, default=20, help="earns per customer per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv or [])
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedMongo(Path(tmp)) as mongo:
+        asyncio.run(_run(mongo.url, args.customers, args.earns, args.rounds))
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])
