@@ -52,12 +52,14 @@ class QueuedUpdates:
         self.publisher = CoalescingPublisher(queue)
 
     async def publish(self, updates: Sequence[BaseUpdate]) -> list[bool]:
+        # (this runs for every webhook delivery: the channel is a StrEnum, so it is its own value, and the
+        # model's serializer is called directly, skipping model_dump_json's keyword handling)
         events = [
             Event(
                 kind=CHAT_UPDATE,
-                key=":".join(update.user_key),
-                data=update.model_dump_json(),
-                dedupe_id=f"{update.channel.value}:{update.account_id}:{update.event_id}",
+                key=f"{update.channel}:{update.account_id}:{update.user_id}",
+                data=update.__pydantic_serializer__.to_json(update),
+                dedupe_id=f"{update.channel}:{update.account_id}:{update.event_id}",
             )
             for update in updates
         ]
@@ -111,7 +113,13 @@ def build_dispatcher(resources: Resources) -> Dispatcher:
         channels=channel_clients(resources),
         # a lease shorter than the worker's takeover time: a send left by a dead worker is retried
         outbox=RedisOutbox(resources.redis, lease=settings.worker_claim_idle_seconds / 2),
-        services={"copy": Messages(directories), "brand": settings.brand_name, "clock": resources.clock},
+        services={
+            "copy": Messages(directories),
+            "brand": settings.brand_name,
+            "clock": resources.clock,
+            "loyalty": resources.loyalty,
+            "program": resources.program,
+        },
     )
     dispatcher.include_router(build_router())
     return dispatcher

@@ -31,11 +31,12 @@ from app.admin_cli import add_admin_commands
 from app.chat import build_dispatcher, chat_worker
 from app.embedded import EmbeddedServerError
 from app.factory import QuietProbesAccessLogger, create_app
+from app.jobs import JobRunner
 from app.logs import configure_logging
 from app.program import load_program_for
 from app.qr_cli import add_qr_command
 from app.resources import open_resources
-from app.runtime import storage_servers
+from app.runtime import storage_servers, tune_gc
 from app.settings import Settings, SettingsError, load_settings
 from loyalty.clock import SystemClock
 from loyalty.program import ProgramError
@@ -181,6 +182,7 @@ async def _serve_app(app: web.Application, settings: Settings) -> None:
     stop = stop_on_signals()
     runner = web.AppRunner(app, handle_signals=False, access_log_class=QuietProbesAccessLogger)
     await runner.setup()
+    tune_gc()
     try:
         await web.TCPSite(runner, settings.host, settings.port).start()
         log.info("listening on http://%s:%d (public URL %s)", settings.host, settings.port, settings.base_url)
@@ -218,7 +220,12 @@ async def _worker_main(settings: Settings) -> int:
         dispatcher = build_dispatcher(resources)
         await dispatcher.emit_startup()
         worker = chat_worker(resources, dispatcher)
-        await worker.run(stop)
+        tune_gc()
+        tasks = [asyncio.create_task(worker.run(stop))]
+        if settings.jobs_interval_seconds > 0:
+            jobs = JobRunner(resources.loyalty, resources.redis, interval=settings.jobs_interval_seconds)
+            tasks.append(asyncio.create_task(jobs.run(stop)))
+        await asyncio.gather(*tasks)
         await dispatcher.emit_shutdown()
     log.info("worker stopped: %s", worker.stats)
     return EX_OK

@@ -19,7 +19,8 @@ from aiohttp.web_log import AccessLogger
 
 from app import keys
 from app.chat import QueuedUpdates, ZnsReceipts, build_dispatcher, chat_worker
-from app.middlewares import MAX_BODY_BYTES, error_middleware, request_id_middleware
+from app.jobs import JobRunner
+from app.middlewares import MAX_BODY_BYTES, request_middleware
 from app.paths import ASSETS_DIR, TEMPLATES_DIR
 from app.resources import open_resources
 from app.settings import Settings
@@ -40,7 +41,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, worker: bool =
     if settings.mongodb_uri is None or settings.redis_url is None:
         raise ValueError("create_app needs MONGODB_URI and REDIS_URL (start the embedded servers first)")
     app = web.Application(
-        middlewares=[request_id_middleware, error_middleware],
+        middlewares=[request_middleware],
         client_max_size=MAX_BODY_BYTES,
     )
     app[keys.SETTINGS] = settings
@@ -117,10 +118,15 @@ async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.DISPATCHER] = dispatcher
     app[keys.WORKER] = worker
     stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop), name="in-process-worker")
+    tasks = [asyncio.create_task(worker.run(stop), name="in-process-worker")]
+    settings = app[keys.SETTINGS]
+    if settings.jobs_interval_seconds > 0:
+        resources = app[keys.RESOURCES]
+        jobs = JobRunner(resources.loyalty, resources.redis, interval=settings.jobs_interval_seconds)
+        tasks.append(asyncio.create_task(jobs.run(stop), name="loyalty-jobs"))
     yield
     stop.set()
-    await task
+    await asyncio.gather(*tasks)
     await dispatcher.emit_shutdown()
 
 

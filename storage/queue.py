@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
 DEFAULT_STREAM: Final = "events:inbound"
@@ -65,14 +66,14 @@ class Event:
 
     :param kind: what it is (``chat.update``...): the worker picks the handler by it.
     :param key: the ordering key: events with the same key are handled one at a time, in order.
-    :param data: the JSON-serialisable payload, or a JSON object already serialised (a ``str``:
-        callers holding a pydantic model pass ``model_dump_json()``, much cheaper than a dict).
+    :param data: the JSON-serialisable payload, or a JSON object already serialised (``str`` or UTF-8
+        ``bytes``: callers holding a pydantic model pass its JSON, much cheaper than a dict).
     :param dedupe_id: the platform's event/message id; the same id is queued once per ``dedupe_ttl``.
     """
 
     kind: str
     key: str
-    data: Mapping[str, Any] | str
+    data: Mapping[str, Any] | str | bytes
     dedupe_id: str | None = None
 
 
@@ -96,6 +97,7 @@ class EventQueue:
     group: str = DEFAULT_GROUP
     dedupe_ttl: int = DEDUPE_TTL_SECONDS
     _group_ready: bool = field(default=False, init=False)
+    _publish_script: AsyncScript | None = field(default=None, init=False, repr=False)
 
     @property
     def dead_letter_stream(self) -> str:
@@ -115,17 +117,19 @@ class EventQueue:
         if not events:
             return []
         now_ms = str(int(time.time() * 1000))
-        args: list[str | int] = [self.dedupe_ttl]
+        args: list[str | bytes | int] = [self.dedupe_ttl]
         for event in events:
             dedupe = self._dedupe_key(event.dedupe_id) if event.dedupe_id else ""
-            data = (
-                event.data
-                if isinstance(event.data, str)
-                else json.dumps(event.data, ensure_ascii=False, separators=(",", ":"))
-            )
+            data = event.data
+            if not isinstance(data, str | bytes):
+                data = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
             args += [dedupe, event.kind, event.key, data, now_ms]
+        if self._publish_script is None:
+            # EVALSHA (redis-py loads the script once when the server does not know it): Redis need not
+            # receive and hash the script's text on every call
+            self._publish_script = self.redis.register_script(_PUBLISH)
         try:
-            result: list[str | None] = await self.redis.eval(_PUBLISH, 1, self.stream, *args)
+            result: list[str | None] = await self._publish_script(keys=(self.stream,), args=args)
         except Exception as error:
             raise QueueError(
                 f"cannot queue {len(events)} event(s): {type(error).__name__}: {error}"
@@ -251,17 +255,25 @@ class CoalescingPublisher:
 
     async def publish(self, events: Sequence[Event]) -> list[str | None]:
         loop = asyncio.get_running_loop()
+        if len(events) == 1:  # the usual webhook delivery: one future, no gather
+            future: asyncio.Future[str | None] = loop.create_future()
+            self._pending.append((events[0], future))
+            self._schedule(loop)
+            return [await future]
         futures = []
         for event in events:
-            future: asyncio.Future[str | None] = loop.create_future()
+            future = loop.create_future()
             self._pending.append((event, future))
             futures.append(future)
+        self._schedule(loop)
+        return list(await asyncio.gather(*futures))
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         if len(self._pending) >= self.max_batch:
             self._flush_now()
         elif not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._flush_now)
-        return list(await asyncio.gather(*futures))
 
     def _flush_now(self) -> None:
         self._scheduled = False

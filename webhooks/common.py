@@ -18,18 +18,28 @@ log = logging.getLogger("loyalty.webhooks")
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
+CounterKey = tuple[str, tuple[tuple[str, str], ...]]
+
+
+def counter_key(name: str, **labels: str) -> CounterKey:
+    """The key of one labelled counter; hot paths build theirs once and use :meth:`Counters.add`."""
+    return (name, tuple(sorted(labels.items())))
+
+
 class Counters:
     """Named counters with labels, for ``/metrics`` (per process, as Prometheus scrapes them)."""
 
     def __init__(self) -> None:
-        self.values: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
+        self.values: dict[CounterKey, int] = {}
 
     def inc(self, name: str, amount: int = 1, **labels: str) -> None:
-        key = (name, tuple(sorted(labels.items())))
+        self.add(counter_key(name, **labels), amount)
+
+    def add(self, key: CounterKey, amount: int = 1) -> None:
         self.values[key] = self.values.get(key, 0) + amount
 
     def get(self, name: str, **labels: str) -> int:
-        return self.values.get((name, tuple(sorted(labels.items()))), 0)
+        return self.values.get(counter_key(name, **labels), 0)
 
 
 SINK: Final = web.AppKey("update_sink", UpdateSink)
@@ -76,9 +86,9 @@ async def enqueue(request: web.Request, updates: Sequence[BaseUpdate], *, source
     Returns how many were new (the rest were repeated deliveries). Never answer 200 for an event that
     is not in the queue: Messenger never resends after a 200.
     """
-    counters = request.app[COUNTERS]
     if not updates:
         return 0
+    counters = request.app[COUNTERS]
     try:
         results = await request.app[SINK].publish(updates)
     except Exception as error:
@@ -86,6 +96,20 @@ async def enqueue(request: web.Request, updates: Sequence[BaseUpdate], *, source
         log.error("%s: cannot queue %d update(s): %s: %s", source, len(updates), type(error).__name__, error)
         raise ApiError(503, "queue_unavailable", "the event could not be queued; try again") from error
     new = sum(results)
-    counters.inc("webhook_updates_total", new, source=source, outcome="queued")
-    counters.inc("webhook_updates_total", len(results) - new, source=source, outcome="duplicate")
+    queued, duplicate = _outcome_keys(source)
+    counters.add(queued, new)
+    counters.add(duplicate, len(results) - new)
     return new
+
+
+_OUTCOME_KEYS: dict[str, tuple[CounterKey, CounterKey]] = {}
+
+
+def _outcome_keys(source: str) -> tuple[CounterKey, CounterKey]:
+    keys = _OUTCOME_KEYS.get(source)
+    if keys is None:
+        keys = _OUTCOME_KEYS[source] = (
+            counter_key("webhook_updates_total", source=source, outcome="queued"),
+            counter_key("webhook_updates_total", source=source, outcome="duplicate"),
+        )
+    return keys

@@ -15,12 +15,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from pydantic import ValidationError
 
@@ -38,16 +37,19 @@ from bot.types import (
     Referral,
 )
 from webhooks.messenger.wire import (
+    BODY_ADAPTER,
+    HANDLED_KINDS,
+    OTHER,
     MessageItem,
     OptinItem,
     PostbackItem,
     ReferralItem,
     WireAttachment,
-    WireAttachmentPayload,
-    WireBody,
     WireEntry,
     WireItem,
     WireMessage,
+    error_details,
+    item_kind,
 )
 
 log = logging.getLogger("loyalty.webhooks.messenger")
@@ -82,32 +84,27 @@ class InvalidPayload(Exception):
 
     @classmethod
     def from_validation(cls, error: ValidationError) -> InvalidPayload:
-        return cls(
-            [
-                {"field": ".".join(str(p) for p in e["loc"]) or "body", "problem": e["msg"]}
-                for e in error.errors(include_url=False, include_input=False)
-            ]
-        )
+        return cls(error_details(error))
 
     def within(self, where: str) -> InvalidPayload:
         """The same problems, with field paths prefixed by the item's place in the body."""
         return InvalidPayload([{**d, "field": f"{where}.{d['field']}"} for d in self.details])
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What one item became: updates to queue, and labels counted as ignored (an echo, an unusable ref)."""
 
     updates: tuple[BaseUpdate, ...] = ()
     ignored: tuple[str, ...] = ()
 
 
-#: A handled kind's parser: the raw item (a JSON object) and its entry → an :class:`Outcome`. It may raise
-#: ``ValidationError`` or :class:`InvalidPayload` for a malformed item.
-Parser = Callable[[dict[str, Any], WireEntry], Outcome]
+#: A handled kind's parser: the item as validated (:data:`~webhooks.messenger.wire.BODY_ADAPTER` checked
+#: it against its kind's shape), the same item as received (kept as the updates' ``raw``) and its entry →
+#: an :class:`Outcome`. It may raise :class:`InvalidPayload` for what the shape cannot say.
+Parser = Callable[[Any, dict[str, Any], WireEntry], Outcome]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Origin:
     """Who and when, shared by every update an item yields."""
 
@@ -135,18 +132,21 @@ class _Origin:
 def _origin(item: WireItem, raw: dict[str, Any], entry: WireEntry, user_ref: str | None = None) -> _Origin:
     # account_id: the Page, which is the recipient of a user→page item; the entry's id says the same
     # and is the fallback if an item ever comes without recipient.id (unconfirmed that it can).
-    account_id = item.recipient.id if item.recipient is not None and item.recipient.id else entry.id
-    sender = item.sender
-    if sender is not None and sender.id is not None:
-        user_id = sender.id
-    elif sender is not None and sender.user_ref is not None:
-        user_id = USER_REF_PREFIX + sender.user_ref
+    recipient = item.get("recipient")
+    account_id = (recipient.get("id") if recipient is not None else None) or entry["id"]
+    sender = item.get("sender") or {}
+    if (sender_id := sender.get("id")) is not None:
+        user_id = sender_id
+    elif (sender_ref := sender.get("user_ref")) is not None:
+        user_id = USER_REF_PREFIX + sender_ref
     elif user_ref is not None:
         user_id = USER_REF_PREFIX + user_ref
     else:
         raise InvalidPayload.problem("sender.id", "an item from a user needs sender.id (or sender.user_ref)")
     # Every messaging item has a timestamp (messenger.md A.1); the entry's time is a defensive fallback.
-    millis = item.timestamp if item.timestamp is not None else entry.time
+    millis = item.get("timestamp")
+    if millis is None:
+        millis = entry.get("time")
     if millis is None:
         raise InvalidPayload.problem("timestamp", "an item from a user needs a timestamp")
     return _Origin(account_id, user_id, millis, raw)
@@ -162,10 +162,11 @@ def _shared_phone(message: WireMessage) -> str | None:
     quick reply whose payload equals its text and looks like a phone number is one; our own quick replies
     carry payloads such as ``menu:points`` that never look like that.
     """
-    if message.quick_reply is None or message.text is None:
+    quick_reply, text = message.get("quick_reply"), message.get("text")
+    if quick_reply is None or text is None:
         return None
-    phone = message.quick_reply.payload.strip()
-    if phone != message.text.strip() or not _PHONE.fullmatch(phone):
+    phone = quick_reply["payload"].strip()
+    if phone != text.strip() or not _PHONE.fullmatch(phone):
         return None
     digits = sum(c.isdigit() for c in phone)
     return phone if 6 <= digits <= 15 else None
@@ -173,69 +174,71 @@ def _shared_phone(message: WireMessage) -> str | None:
 
 def _shared_email(message: WireMessage) -> bool:
     """A ``user_email`` quick reply: user data, not a routing key, so it is queued as the message text."""
-    if message.quick_reply is None or message.text is None:
+    quick_reply, text = message.get("quick_reply"), message.get("text")
+    if quick_reply is None or text is None:
         return False
-    email = message.quick_reply.payload.strip()
-    return email == message.text.strip() and _EMAIL.fullmatch(email) is not None
+    email = quick_reply["payload"].strip()
+    return email == text.strip() and _EMAIL.fullmatch(email) is not None
 
 
 def _attachment(attachment: WireAttachment) -> Attachment | None:
-    payload = attachment.payload or WireAttachmentPayload()
-    url = payload.url or attachment.url
-    match attachment.type:
-        case "image" if payload.sticker_id is not None:
-            return Attachment(type=AttachmentType.STICKER, url=url, sticker_id=payload.sticker_id)
+    payload = attachment.get("payload") or {}
+    url = payload.get("url") or attachment.get("url")
+    kind = attachment["type"]
+    match kind:
+        case "image" if (sticker_id := payload.get("sticker_id")) is not None:
+            return Attachment(type=AttachmentType.STICKER, url=url, sticker_id=sticker_id)
         case "image" | "video" | "audio" | "file":
-            return Attachment(type=AttachmentType(attachment.type), url=url)
+            return Attachment(type=AttachmentType(kind), url=url)
         case "reel" | "ig_reel":
             return Attachment(type=AttachmentType.VIDEO, url=url)
         case "location":
-            coordinates = payload.coordinates
+            coordinates = payload.get("coordinates")
             return Attachment(
                 type=AttachmentType.LOCATION,
                 url=url,
-                name=attachment.title or payload.title,
-                latitude=coordinates.lat if coordinates else None,
-                longitude=coordinates.long if coordinates else None,
+                name=attachment.get("title") or payload.get("title"),
+                latitude=coordinates["lat"] if coordinates else None,
+                longitude=coordinates["long"] if coordinates else None,
             )
         case "fallback":
-            return Attachment(type=AttachmentType.LINK, url=url, name=attachment.title or payload.title)
+            name = attachment.get("title") or payload.get("title")
+            return Attachment(type=AttachmentType.LINK, url=url, name=name)
     return None
 
 
 def _attachments(message: WireMessage) -> tuple[Attachment, ...]:
     converted: list[Attachment] = []
-    for attachment in message.attachments:
+    for attachment in message.get("attachments", ()):
         if (one := _attachment(attachment)) is not None:
             converted.append(one)
         else:
             # e.g. "template" or "share": nothing to route on; the message is still queued, raw has it all
-            log.info("messenger: attachment type %r kept in raw only", attachment.type[:32])
-    if message.sticker_id is not None and not any(a.type is AttachmentType.STICKER for a in converted):
-        converted.append(Attachment(type=AttachmentType.STICKER, sticker_id=message.sticker_id))
+            log.info("messenger: attachment type %r kept in raw only", attachment["type"][:32])
+    sticker_id = message.get("sticker_id")
+    if sticker_id is not None and not any(a.type is AttachmentType.STICKER for a in converted):
+        converted.append(Attachment(type=AttachmentType.STICKER, sticker_id=sticker_id))
     return tuple(converted)
 
 
-def parse_message(raw: dict[str, Any], entry: WireEntry) -> Outcome:
+def parse_message(item: MessageItem, raw: dict[str, Any], entry: WireEntry) -> Outcome:
     """``messages``: text, attachments, a quick reply (→ ``Postback``), a shared phone (→ ``ContactShared``).
 
     Echoes (``is_echo``: the Page's own messages, ``message_echoes``) are dropped first, so the bot never
     answers itself.
     """
-    item = MessageItem.model_validate(raw)
-    message = item.message
-    if message.is_echo:
+    message = item["message"]
+    if message.get("is_echo"):
         return Outcome(ignored=("message_echo",))
     origin = _origin(item, raw, entry)
-    event_id = message.mid or origin.stable_id("message", message.text or "")
+    text = message.get("text")
+    event_id = message.get("mid") or origin.stable_id("message", text or "")
     if (phone := _shared_phone(message)) is not None:
         return Outcome((ContactShared(phone=phone, **origin.fields(event_id)),))
-    if message.quick_reply is not None and not _shared_email(message):
-        postback = Postback(
-            payload=message.quick_reply.payload, title=message.text, **origin.fields(event_id)
-        )
+    quick_reply = message.get("quick_reply")
+    if quick_reply is not None and not _shared_email(message):
+        postback = Postback(payload=quick_reply["payload"], title=text, **origin.fields(event_id))
         return Outcome((postback,))
-    text = message.text
     if text is not None and len(text) > MAX_TEXT_LENGTH:
         log.warning("messenger: text of %s cut to %d characters (raw keeps it)", event_id, MAX_TEXT_LENGTH)
         text = text[:MAX_TEXT_LENGTH]
@@ -252,7 +255,7 @@ def _usable_ref(ref: str | None) -> str | None:
     return ref
 
 
-def parse_postback(raw: dict[str, Any], entry: WireEntry) -> Outcome:
+def parse_postback(item: PostbackItem, raw: dict[str, Any], entry: WireEntry) -> Outcome:
     """``messaging_postbacks``: a button, the persistent menu, Get Started → ``Postback``.
 
     A postback carrying ``referral`` (Get Started pressed by someone who came through an m.me link or QR
@@ -260,41 +263,41 @@ def parse_postback(raw: dict[str, Any], entry: WireEntry) -> Outcome:
     arrives here or in ``messaging_referrals`` (the "lost ref" of fbsamples/original-coast-clothing#17).
     Get Started yields no ``Follow``: its payload is ours to choose, so handlers route on it (README).
     """
-    item = PostbackItem.model_validate(raw)
-    postback = item.postback
+    postback = item["postback"]
     origin = _origin(item, raw, entry)
-    event_id = postback.mid or origin.stable_id("postback", postback.payload)
-    referral = postback.referral
-    ref = _usable_ref(referral.ref) if referral is not None else None
+    payload = postback["payload"]
+    event_id = postback.get("mid") or origin.stable_id("postback", payload)
+    referral = postback.get("referral")
+    ref = _usable_ref(referral.get("ref")) if referral is not None else None
     updates: list[BaseUpdate] = [
-        Postback(payload=postback.payload, title=postback.title, ref=ref, **origin.fields(event_id))
+        Postback(payload=payload, title=postback.get("title"), ref=ref, **origin.fields(event_id))
     ]
     if referral is None:
         return Outcome(tuple(updates))
-    if referral.ref is not None and ref is None:
+    if referral.get("ref") is not None and ref is None:
         return Outcome(tuple(updates), ignored=("oversized_ref",))
     fields = origin.fields(event_id + REFERRAL_SUFFIX)
-    updates.append(Referral(ref=ref or "", source=referral.source, **fields))
+    updates.append(Referral(ref=ref or "", source=referral.get("source"), **fields))
     return Outcome(tuple(updates))
 
 
-def parse_referral(raw: dict[str, Any], entry: WireEntry) -> Outcome:
+def parse_referral(item: ReferralItem, raw: dict[str, Any], entry: WireEntry) -> Outcome:
     """``messaging_referrals``: an m.me link or QR code opened in an existing thread → ``Referral``.
 
     A missing ref (an ad without one; "referrals ... might not work") is queued as ``ref=""`` so the
     handlers' fallback path runs.
     """
-    item = ReferralItem.model_validate(raw)
-    referral = item.referral
+    referral = item["referral"]
     origin = _origin(item, raw, entry)
-    ref = _usable_ref(referral.ref)
-    if referral.ref is not None and ref is None:
+    ref = _usable_ref(referral.get("ref"))
+    if referral.get("ref") is not None and ref is None:
         return Outcome(ignored=("oversized_ref",))
-    event_id = origin.stable_id("referral", f"{ref or ''}\x1f{referral.source or ''}")
-    return Outcome((Referral(ref=ref or "", source=referral.source, **origin.fields(event_id)),))
+    source = referral.get("source")
+    event_id = origin.stable_id("referral", f"{ref or ''}\x1f{source or ''}")
+    return Outcome((Referral(ref=ref or "", source=source, **origin.fields(event_id)),))
 
 
-def parse_optin(raw: dict[str, Any], entry: WireEntry) -> Outcome:
+def parse_optin(item: OptinItem, raw: dict[str, Any], entry: WireEntry) -> Outcome:
     """``messaging_optins`` → ``OptIn(ref, topic, token)``.
 
     - notification messages: ``ref`` = ``optin.ref`` (m.me/rn links) or ``optin.payload``, ``topic`` =
@@ -306,14 +309,21 @@ def parse_optin(raw: dict[str, Any], entry: WireEntry) -> Outcome:
     unconfirmed, so they are not interpreted here: handlers read
     ``raw["optin"]["notification_messages_status"]``.
     """
-    item = OptinItem.model_validate(raw)
-    optin = item.optin
-    origin = _origin(item, raw, entry, user_ref=optin.user_ref)
-    ref = optin.ref if optin.ref is not None else optin.payload
-    token = optin.notification_messages_token or optin.one_time_notif_token
-    parts = (optin.type, ref, token, optin.notification_messages_status, optin.user_token_status)
+    optin = item["optin"]
+    origin = _origin(item, raw, entry, user_ref=optin.get("user_ref"))
+    ref = optin.get("ref")
+    if ref is None:
+        ref = optin.get("payload")
+    token = optin.get("notification_messages_token") or optin.get("one_time_notif_token")
+    parts = (
+        optin.get("type"),
+        ref,
+        token,
+        optin.get("notification_messages_status"),
+        optin.get("user_token_status"),
+    )
     event_id = origin.stable_id("optin", "\x1f".join(p or "" for p in parts))
-    topic = optin.notification_messages_topic or optin.title
+    topic = optin.get("notification_messages_topic") or optin.get("title")
     return Outcome((OptIn(ref=ref, topic=topic, token=token, **origin.fields(event_id)),))
 
 
@@ -329,6 +339,8 @@ EVENT_MAP: Final[Mapping[str, Parser]] = MappingProxyType(
         "optin": parse_optin,
     }
 )
+if tuple(EVENT_MAP) != HANDLED_KINDS:  # the single validation pass picks each item's shape by these keys
+    raise RuntimeError("EVENT_MAP and wire.HANDLED_KINDS must list the same kinds in the same order")
 #: Known kinds dropped on purpose (counted as ``webhook_ignored_events_total``): receipts, reactions, edits
 #: (an edited message is not handled again), policy notices and the handover protocol's control events.
 IGNORED_EVENTS: Final[tuple[str, ...]] = (
@@ -384,19 +396,27 @@ def unknown_kind(item: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------- a whole delivery
 
 
-@dataclass
+def _bump(counts: dict[str, int], key: str, amount: int = 1) -> None:
+    counts[key] = counts.get(key, 0) + amount
+
+
+@dataclass(slots=True)
 class Batch:
     """What one delivery became. Counts are applied only once the whole delivery is known to be valid."""
 
     updates: list[BaseUpdate] = field(default_factory=list)
-    ignored: Counter[str] = field(default_factory=Counter)
-    unknown: Counter[str] = field(default_factory=Counter)
-    stale: Counter[str] = field(default_factory=Counter)
+    ignored: dict[str, int] = field(default_factory=dict)
+    unknown: dict[str, int] = field(default_factory=dict)
+    stale: dict[str, int] = field(default_factory=dict)
     ignored_object: str | None = None
 
 
 def parse_body(data: object, *, now: datetime, max_age: timedelta, page_id: str | None = None) -> Batch:
     """Turn a parsed webhook body into updates, every item of every entry, in the body's order.
+
+    The whole body is validated in one pass first (:data:`~webhooks.messenger.wire.BODY_ADAPTER`: every
+    handled item against its kind's shape), so a malformed item anywhere refuses the delivery before any
+    update is built.
 
     :param data: the JSON body.
     :param now: items whose timestamp is older than ``now - max_age`` are skipped as stale.
@@ -414,35 +434,54 @@ def parse_body(data: object, *, now: datetime, max_age: timedelta, page_id: str 
         # correctly signed delivery for an hour and then unsubscribe the app, so: 200, counted, logged.
         return Batch(ignored_object=label(obj))
     try:
-        body = WireBody.model_validate(data)
+        body = BODY_ADAPTER.validate_python(data)
     except ValidationError as error:
         raise InvalidPayload.from_validation(error) from None
     batch = Batch()
     oldest = now - max_age
-    for i, entry in enumerate(body.entry):
-        if entry.changes is not None:
-            batch.ignored["changes"] += 1
-        for array, items in (("messaging", entry.messaging), ("standby", entry.standby)):
-            for j, raw in enumerate(items):
-                kind = kind_of(raw)
-                if kind is None:
-                    batch.unknown[unknown_kind(raw)] += 1
-                    continue
-                parser = EVENT_MAP.get(kind)
-                if parser is None:
-                    # Ignored kinds are not validated: we read nothing of them, and a 400 for a field
-                    # we never use would only make Meta resend the delivery.
-                    batch.ignored[kind] += 1
-                    continue
-                try:
-                    outcome = parser(raw, entry)
-                except ValidationError as error:
-                    raise InvalidPayload.from_validation(error).within(f"entry.{i}.{array}.{j}") from None
-                except InvalidPayload as error:
-                    raise error.within(f"entry.{i}.{array}.{j}") from None
-                batch.ignored.update(outcome.ignored)
-                _keep(batch, kind, outcome.updates, oldest=oldest, page_id=page_id)
+    raw_entries: list[dict[str, Any]] = data["entry"]  # validated: a list of objects, index for index
+    for i, entry in enumerate(body["entry"]):
+        if entry.get("changes") is not None:
+            _bump(batch.ignored, "changes")
+        for array, items in (("messaging", entry.get("messaging")), ("standby", entry.get("standby"))):
+            if items:
+                raw_items = raw_entries[i][array]
+                _parse_items(batch, entry, items, raw_items, (i, array), oldest=oldest, page_id=page_id)
     return batch
+
+
+def _parse_items(
+    batch: Batch,
+    entry: WireEntry,
+    items: list[Any],
+    raw_items: list[dict[str, Any]],
+    where: tuple[int, str],
+    *,
+    oldest: datetime,
+    page_id: str | None,
+) -> None:
+    """One ``messaging``/``standby`` array: ``items`` as validated, ``raw_items`` as received."""
+    for j, item in enumerate(items):
+        raw = raw_items[j]
+        kind = item_kind(raw)  # a handled kind, as the validation pass saw it, or OTHER
+        if kind == OTHER:
+            kind = kind_of(raw)
+        if kind is None:
+            _bump(batch.unknown, unknown_kind(raw))
+            continue
+        parser = EVENT_MAP.get(kind)
+        if parser is None:
+            # Ignored kinds are not validated: we read nothing of them, and a 400 for a field
+            # we never use would only make Meta resend the delivery.
+            _bump(batch.ignored, kind)
+            continue
+        try:
+            outcome = parser(item, raw, entry)
+        except InvalidPayload as error:
+            raise error.within(f"entry.{where[0]}.{where[1]}.{j}") from None
+        for ignored in outcome.ignored:
+            _bump(batch.ignored, ignored)
+        _keep(batch, kind, outcome.updates, oldest=oldest, page_id=page_id)
 
 
 def _keep(
@@ -451,10 +490,10 @@ def _keep(
     if not updates:
         return
     if page_id is not None and updates[0].account_id != page_id:
-        batch.ignored["other_page"] += 1
+        _bump(batch.ignored, "other_page")
     elif updates[0].timestamp < oldest:
         # Older than the queue's dedupe window allows: a replayed (even correctly signed) old body
         # must not be handled a second time.
-        batch.stale[kind] += 1
+        _bump(batch.stale, kind)
     else:
         batch.updates.extend(updates)

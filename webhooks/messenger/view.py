@@ -8,6 +8,7 @@ and Meta resends after a 503 (the queue's dedupe makes the resend safe).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -17,6 +18,7 @@ from datetime import timedelta
 from typing import Final
 
 from aiohttp import web
+from pydantic_core import from_json
 
 from webhooks.common import COUNTERS, ApiError, Counters, enqueue
 from webhooks.messenger.config import MessengerWebhookConfig
@@ -68,10 +70,30 @@ def signature_problem(app_secret: str, body: bytes, header: str | None, legacy: 
     match = _SIGNATURE.fullmatch(header.strip())
     if match is None:
         return "malformed"
-    expected = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected.encode(), match.group(1).lower().encode()):
+    mac = _keyed(app_secret).copy()  # a keyed HMAC copied: half the cost of keying one per request
+    mac.update(body)
+    if not hmac.compare_digest(mac.digest(), bytes.fromhex(match.group(1))):
         return "mismatch"
     return None
+
+
+@functools.lru_cache(maxsize=8)
+def _keyed(app_secret: str) -> hmac.HMAC:
+    return hmac.new(app_secret.encode(), digestmod=hashlib.sha256)
+
+
+def parse_json(body: bytes) -> object:
+    """The JSON value of ``body``; ``ValueError`` (or ``RecursionError``) if it is not JSON.
+
+    pydantic-core's parser first (about 3x faster than :func:`json.loads`: this is the hot path). It
+    refuses a few bodies :func:`json.loads` takes (lone surrogate escapes such as ``"\\ud800"``, ``NaN``,
+    nesting deeper than 200), which then go through :func:`json.loads`, so what is accepted stays what it
+    was; whether Meta ever sends such a body is unconfirmed.
+    """
+    try:
+        return from_json(body, allow_inf_nan=False)
+    except ValueError:
+        return json.loads(body)
 
 
 OK_BODY: Final = b'{"ok": true}'
@@ -93,7 +115,7 @@ async def receive(request: web.Request) -> web.Response:
         log.warning("messenger: refused a delivery of %d bytes: signature %s", len(body), problem)
         raise ApiError(401, "invalid_signature", f"{SIGNATURE_HEADER} is {problem.replace('_', ' ')}")
     try:
-        data = json.loads(body)
+        data = parse_json(body)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; RecursionError: deep nesting
         counters.inc("webhook_invalid_requests_total", source=SOURCE, code="invalid_json")
         raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
