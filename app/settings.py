@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     worker_claim_idle_seconds: float = Field(default=60.0, gt=0, le=3600)
     # A user's lock (one event of a user at a time) outlives a dead holder by at most this long.
     user_lock_ttl_seconds: float = Field(default=30.0, gt=0, le=600)
+    # How often a worker runs the loyalty jobs (expiry, tier reviews, repairs); 0 turns them off here.
+    jobs_interval_seconds: float = Field(default=300.0, ge=0, le=86_400)
 
     # ----------------------------------------------------------------- program
     program_file: Path | None = None
