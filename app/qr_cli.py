@@ -24,8 +24,6 @@ import argparse
 import asyncio
 import contextlib
 import getpass
-import json
-import os
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -35,21 +33,13 @@ from typing import Final
 
 import segno
 
-from app.embedded import DataDirLock, EmbeddedMongo, EmbeddedRedis, EmbeddedServer, EmbeddedServerError
-from app.program import load_program_for
+from app.offline import data_dir_in_use, open_loyalty
 from app.runtime import storage_servers
 from app.settings import Settings
 from loyalty.checkin import CheckinCode, CheckinService
 from loyalty.clock import LOCAL_TZ, SystemClock
 from loyalty.errors import LoyaltyError
-from loyalty.ledger import LedgerService
 from loyalty.program import Program
-from loyalty.vouchers import VoucherService
-from storage.checkins import MongoCheckinRepository
-from storage.clients import create_mongo_client
-from storage.indexes import ensure_indexes
-from storage.ledger import MongoLedgerRepository
-from storage.vouchers import MongoVoucherRepository
 
 EX_OK: Final = 0
 EX_REFUSED: Final = 2
@@ -110,7 +100,7 @@ def add_qr_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def run_qr(settings: Settings, *, args: argparse.Namespace) -> int:
-    if (settings.embedded_mongo or settings.embedded_redis) and (busy := _data_dir_in_use(settings)):
+    if busy := data_dir_in_use(settings, "loyalty qr"):
         print(busy, file=sys.stderr)  # noqa: T201 - the command's answer
         return EX_UNAVAILABLE
     with storage_servers(settings) as effective:
@@ -132,24 +122,8 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
 
 @contextlib.asynccontextmanager
 async def _checkin_service(settings: Settings) -> AsyncIterator[tuple[CheckinService, Program]]:
-    assert settings.mongodb_uri is not None and settings.secret_key is not None
-    program = load_program_for(settings)
-    clock = SystemClock()
-    mongo = create_mongo_client(settings.mongodb_uri.get_secret_value())
-    try:
-        db = mongo[settings.mongodb_db]
-        await ensure_indexes(db)
-        service = CheckinService(
-            MongoCheckinRepository(db),
-            LedgerService(MongoLedgerRepository(db), program, clock),
-            VoucherService(MongoVoucherRepository(db), program, clock),
-            program,
-            clock,
-            settings.secret_key.get_secret_value().encode("utf-8"),
-        )
-        yield service, program
-    finally:
-        await mongo.close()
+    async with open_loyalty(settings) as loyalty:
+        yield loyalty.checkin, loyalty.program
 
 
 async def _create(service: CheckinService, program: Program, args: argparse.Namespace) -> int:
@@ -243,50 +217,3 @@ def _login_name() -> str:
         return getpass.getuser()
     except (OSError, KeyError):  # no login name in a bare container
         return "cli"
-
-
-def _data_dir_in_use(settings: Settings) -> str | None:
-    """Why the embedded servers cannot be started here (``loyalty serve`` runs them), or ``None``."""
-    lock = DataDirLock(settings.data_dir)
-    try:
-        lock.acquire()
-    except EmbeddedServerError as error:
-        servers: list[tuple[str, EmbeddedServer]] = []
-        if settings.embedded_mongo:
-            servers.append(("MONGODB_URI", EmbeddedMongo(settings.data_dir)))
-        if settings.embedded_redis:
-            servers.append(("REDIS_URL", EmbeddedRedis(settings.data_dir)))
-        urls = {name: _running_url(server) for name, server in servers}
-        message = (
-            f"loyalty qr: {error}.\n"
-            "Is `loyalty serve` running? Stop it, or run this command against its servers"
-        )
-        if all(urls.values()):
-            assignments = " ".join(f"{name}='{url}'" for name, url in urls.items())
-            return f"{message}:\n  {assignments} loyalty qr ..."
-        return f"{message} by setting {' and '.join(urls)} (its start-up log line names them)."
-    lock.release()
-    return None
-
-
-def _running_url(server: EmbeddedServer) -> str | None:
-    """The URL of the embedded server another process runs on this ``DATA_DIR`` (from its pid file)."""
-    try:
-        record = json.loads((server.home / "server.pid").read_text(encoding="utf-8"))
-        pid, port = int(record["pid"]), int(record["port"])
-    except (OSError, ValueError, TypeError, KeyError):
-        return None
-    if not _alive(pid):
-        return None
-    server.port = port
-    return server.url
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
