@@ -120,6 +120,63 @@ class ReferralTooLate(LoyaltyError):
     code = "referral_too_late"
 
 
+# ---------------------------------------------------------------- QR check-in (loyalty/checkin.py)
+class CheckinError(LoyaltyError):
+    """Root of the check-in refusals: each one is shown to the customer with its own message."""
+
+    code = "checkin_error"
+
+
+class CheckinForged(CheckinError):
+    """The token's signature does not match (a changed character), or no code has this short code."""
+
+    code = "checkin_forged"
+
+
+class CheckinMalformed(CheckinForged):
+    """The input is not a check-in code at all (not text, too long): refused before any query."""
+
+    code = "checkin_malformed"
+
+
+class CheckinExpired(CheckinError):
+    code = "checkin_expired"
+
+
+class CheckinExhausted(CheckinError):
+    """Every use of the code was taken (by other customers)."""
+
+    code = "checkin_exhausted"
+
+
+class CheckinAlreadyUsed(CheckinError):
+    """This customer already scanned this code (a replay or a double tap)."""
+
+    code = "checkin_already_used"
+
+
+class CheckinDailyCap(CheckinError):
+    """The customer reached the program's rewarded scans for today (Asia/Ho_Chi_Minh)."""
+
+    code = "checkin_daily_cap"
+
+
+class CheckinDisabled(CheckinError):
+    """Staff revoked the code."""
+
+    code = "checkin_disabled"
+
+
+class CheckinNotFound(NotFound):
+    code = "checkin_not_found"
+
+
+class CheckinInvalid(LoyaltyError):
+    """A check-in code cannot be created as asked (no reward, an unknown voucher template, past expiry)."""
+
+    code = "checkin_invalid"
+
+
 # -------------------------------------------------- vouchers and rewards (loyalty.vouchers, loyalty.rewards)
 class VoucherNotFound(NotFound):
     """No voucher has this code (also for input that cannot be a code at all)."""
@@ -179,63 +236,6 @@ class PhoneNotMobile(InvalidPhone):
     """
 
     code = "phone_not_mobile"
-
-
-# ---------------------------------------------------------------- QR check-in (loyalty/checkin.py)
-class CheckinError(LoyaltyError):
-    """Root of the check-in refusals: each one is shown to the customer with its own message."""
-
-    code = "checkin_error"
-
-
-class CheckinForged(CheckinError):
-    """The token's signature does not match (a changed character), or no code has this short code."""
-
-    code = "checkin_forged"
-
-
-class CheckinMalformed(CheckinForged):
-    """The input is not a check-in code at all (not text, too long): refused before any query."""
-
-    code = "checkin_malformed"
-
-
-class CheckinExpired(CheckinError):
-    code = "checkin_expired"
-
-
-class CheckinExhausted(CheckinError):
-    """Every use of the code was taken (by other customers)."""
-
-    code = "checkin_exhausted"
-
-
-class CheckinAlreadyUsed(CheckinError):
-    """This customer already scanned this code (a replay or a double tap)."""
-
-    code = "checkin_already_used"
-
-
-class CheckinDailyCap(CheckinError):
-    """The customer reached the program's rewarded scans for today (Asia/Ho_Chi_Minh)."""
-
-    code = "checkin_daily_cap"
-
-
-class CheckinDisabled(CheckinError):
-    """Staff revoked the code."""
-
-    code = "checkin_disabled"
-
-
-class CheckinNotFound(NotFound):
-    code = "checkin_not_found"
-
-
-class CheckinInvalid(LoyaltyError):
-    """A check-in code cannot be created as asked (no reward, an unknown voucher template, past expiry)."""
-
-    code = "checkin_invalid"
 
 
 # ---------------------------------------------------------------- personal data (loyalty/privacy.py)
