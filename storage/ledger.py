@@ -122,8 +122,8 @@ class MongoLedgerRepository:
             push["wallet.lots"] = _lot_doc(change.new_lot)
         if change.lots is not None:
             update["$set"] = {"wallet.lots": [_lot_doc(lot) for lot in change.lots]}
-        # The `_id` index, always: with `status` in the filter SecantusDB's planner may pick the
-        # (status, tier) index and scan every active customer (measured: a third fewer earns/s).
+        # The `_id` index, always: it is the one that matches, and naming it spares the planner weighing
+        # the (status, tier) index (measured on SecantusDB: ~5% more updates/s with the hint).
         result = await self._customers.update_one(query, update, hint=[("_id", 1)])
         return result.modified_count == 1
 
