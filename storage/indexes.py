@@ -95,7 +95,9 @@ INDEXES: tuple[IndexSpec, ...] = (
         unique=True,
         partial_filter={"external_id": {"$type": "string"}},
     ),
-    IndexSpec("orders", (("customer_id", 1), ("created_at", -1), ("_id", -1)), name="orders_customer_created"),
+    IndexSpec(
+        "orders", (("customer_id", 1), ("created_at", -1), ("_id", -1)), name="orders_customer_created"
+    ),
     # referrals (storage.referrals): among active referrals one per referee and one per phone hash;
     # every phone hash ever referred; a referrer's stats
     IndexSpec(

@@ -9,7 +9,7 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from loyalty.clock import FrozenClock
-from loyalty.customers import CustomerService, Identity, ProfileUpdate
+from loyalty.customers import CustomerService, Identity, MergeRecord, ProfileUpdate
 from loyalty.errors import CustomerInactive, CustomerNotFound, InvalidPhone
 from loyalty.ledger import LedgerService
 from loyalty.program import Program
@@ -138,8 +138,6 @@ async def test_an_interrupted_merge_is_finished_by_resume(
     newer, _ = await customers.get_or_create(ZALO)
     await ledger.earn(newer.id, 25, key="b", reason="order")
     # a merge that died after moving the wallet
-    from loyalty.customers import MergeRecord
-
     record = MergeRecord(
         id=f"{newer.id}>{older.id}", from_id=newer.id, into_id=older.id, reason="test", started_at=clock.now()
     )
@@ -174,7 +172,8 @@ async def test_a_merged_customer_cannot_earn_under_the_old_id(
 async def test_profile_updates_and_activity(customers: CustomerService, clock: FrozenClock) -> None:
     customer, _ = await customers.get_or_create(ZALO)
     updated = await customers.update_profile(
-        customer.id, ProfileUpdate(name=" Minh ", birthday="1995-04-30", gender="male")  # type: ignore[arg-type]
+        customer.id,
+        ProfileUpdate(name=" Minh ", birthday="1995-04-30", gender="male"),  # type: ignore[arg-type]
     )
     await customers.set_following(ZALO, following=False)
     clock.advance(timedelta(minutes=5))

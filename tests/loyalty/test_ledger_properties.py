@@ -14,7 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from loyalty.clock import FrozenClock
 from loyalty.customers import CustomerService, Identity
-from loyalty.errors import InsufficientPoints
+from loyalty.errors import IdempotencyConflict, InsufficientPoints
 from loyalty.ledger import LedgerService
 from loyalty.program import Program
 from storage.clients import Document
@@ -56,11 +56,8 @@ async def run(ledger: LedgerService, clock: FrozenClock, cid: str, op: Op) -> No
             await ledger.expire_due()
         else:
             clock.advance(timedelta(days=op.points % 20))
-    except InsufficientPoints:
-        pass
-    except Exception as error:  # noqa: BLE001 - a key reused for another amount is a fair refusal
-        if getattr(error, "code", None) != "idempotency_conflict":
-            raise
+    except (InsufficientPoints, IdempotencyConflict):
+        pass  # fair refusals: not enough points, or a key reused for another amount
 
 
 @settings(
