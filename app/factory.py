@@ -17,7 +17,7 @@ import jinja2
 from aiohttp import web
 from aiohttp.web_log import AccessLogger
 
-from app import keys
+from app import keys, zalo_oauth
 from app.chat import QueuedUpdates, ZnsReceipts, build_dispatcher, chat_worker
 from app.jobs import JobRunner
 from app.middlewares import MAX_BODY_BYTES, request_middleware
@@ -83,6 +83,8 @@ def _register_platform_webhooks(app: web.Application, settings: Settings) -> Non
         log.info("Zalo OA webhook at %s%s", settings.base_url, zalo.PATH)
     elif settings.zalo_app_id or settings.zalo_oa_secret_key is not None:
         log.warning("Zalo webhook off: it needs both ZALO_APP_ID and ZALO_OA_SECRET_KEY")
+    if zalo_oauth.configured(settings):
+        zalo_oauth.register(app)  # where an OA admin's consent comes back (`loyalty zalo authorize`)
     if settings.facebook_app_secret is not None and settings.facebook_verify_token is not None:
         messenger.register(
             app,

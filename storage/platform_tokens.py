@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
+import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Mapping
@@ -165,3 +168,52 @@ class MongoTokenStore:
             released = await self.redis.eval(_RELEASE, 1, name, token)
             if not released:
                 log.warning("token refresh lock %s had expired before its release", name)
+
+
+class OAuthStateStore:
+    """One-time OAuth ``state`` values in Redis, each holding what the callback needs (the PKCE verifier).
+
+    :meth:`put` keeps a state for ``ttl`` seconds; :meth:`take` returns its data once (``GETDEL``:
+    atomic, so a replayed callback finds nothing) and ``None`` for an unknown, expired or used state.
+    The state itself is not the key: the key is its SHA-256, so the lookup's timing says nothing about
+    a state's characters, and the stored digest is compared again with ``hmac.compare_digest``.
+
+    :param redis: the shared Redis client (the command that starts the flow and the web process that
+        receives the callback are different processes).
+    :param platform: the key prefix (``"zalo"``).
+    """
+
+    def __init__(self, redis: Redis, *, platform: str = "zalo") -> None:
+        self.redis = redis
+        self.platform = platform
+
+    def _key(self, digest: str) -> str:
+        return f"{self.platform}:oauth-state:{digest}"
+
+    async def put(self, state: str, data: Mapping[str, str], *, ttl: float) -> None:
+        digest = _digest(state)
+        value = json.dumps({"digest": digest, "data": dict(data)})
+        await self.redis.set(self._key(digest), value, px=int(ttl * 1000))
+
+    async def take(self, state: str) -> dict[str, str] | None:
+        if not state or len(state) > 512:
+            return None
+        digest = _digest(state)
+        value = await self.redis.getdel(self._key(digest))
+        if value is None:
+            return None
+        try:
+            stored = json.loads(value)
+            stored_digest, data = stored["digest"], stored["data"]
+        except (ValueError, KeyError, TypeError):
+            log.warning("an OAuth state record of %s is malformed; refused", self.platform)
+            return None
+        if not (isinstance(stored_digest, str) and hmac.compare_digest(stored_digest, digest)):
+            return None
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            return None
+        return data
+
+
+def _digest(state: str) -> str:
+    return hashlib.sha256(state.encode()).hexdigest()

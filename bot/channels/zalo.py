@@ -17,16 +17,19 @@ Token values are never logged, never put in exception messages, and hidden from 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
 import logging
 import re
+import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
+from urllib.parse import urlencode
 
 import httpx
 
@@ -66,6 +69,10 @@ MAX_TEXT_LENGTH: Final = 2000
 MESSAGE_PATH: Final = "/v3.0/oa/message/cs"
 USER_DETAIL_PATH: Final = "/v3.0/oa/user/detail"
 TOKEN_PATH: Final = "/v4/oa/access_token"  # noqa: S105 - a path, not a secret
+#: The OA admin's consent page (section 3), on ``ZALO_OAUTH_BASE`` like the token endpoint.
+PERMISSION_PATH: Final = "/v4/oa/permission"
+#: An authorization code is single-use and valid for 10 minutes (section 3).
+AUTHORIZATION_CODE_LIFETIME: Final = timedelta(minutes=10)
 
 
 # --------------------------------------------------------------------------------------------- errors
@@ -78,6 +85,11 @@ class ReauthorizationRequired(TokenError):
     ``shared/platforms/zalo.md`` section 3) and the new tokens must reach the settings
     (``ZALO_OA_ACCESS_TOKEN`` / ``ZALO_OA_REFRESH_TOKEN``), which :class:`ZaloTokens` then adopts.
     """
+
+
+class AuthorizationRefused(PermanentError):
+    """Zalo refused to exchange an authorization code (wrong, used, expired, or a verifier that does not
+    match its challenge): the admin must open a new consent link. Nothing was stored."""
 
 
 class RetryLaterError(PermanentError):
@@ -344,6 +356,31 @@ class TokenStore(Protocol):
         ...
 
 
+def pkce_pair() -> tuple[str, str]:
+    """A PKCE ``(code_verifier, code_challenge)`` (S256), as section 3 says: the verifier is base64url of
+    32 random bytes, the challenge base64url of the verifier's SHA-256, both without ``=`` padding."""
+    verifier = _b64url(secrets.token_bytes(32))
+    return verifier, pkce_challenge(verifier)
+
+
+def pkce_challenge(verifier: str) -> str:
+    return _b64url(hashlib.sha256(verifier.encode("ascii")).digest())
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def consent_url(oauth_base: str, *, app_id: str, redirect_uri: str, code_challenge: str, state: str) -> str:
+    """The link an OA admin opens to authorize the app for the OA (section 3); Zalo then redirects the
+    browser to ``redirect_uri?code=...&oa_id=...&state=...``. ``redirect_uri`` must be the callback URL
+    registered in the Zalo app's settings."""
+    query = urlencode(
+        {"app_id": app_id, "redirect_uri": redirect_uri, "code_challenge": code_challenge, "state": state}
+    )
+    return f"{oauth_base.rstrip('/')}{PERMISSION_PATH}?{query}"
+
+
 class ZaloTokens:
     """The OA access token of one account: loaded from the store, seeded from settings, refreshed.
 
@@ -445,6 +482,54 @@ class ZaloTokens:
                     f"the Zalo token refresh lock of {self.account_id} stayed taken", code="token_lock"
                 ) from error
 
+    async def authorize(self, code: str, code_verifier: str) -> OATokens:
+        """Exchange an OA admin's authorization ``code`` (PKCE ``code_verifier``) for a new token pair and
+        store it, durably, as the next version before returning it (the flow that ends a
+        :class:`ReauthorizationRequired`).
+
+        The configured seed tokens (``ZALO_OA_ACCESS_TOKEN`` / ``ZALO_OA_REFRESH_TOKEN``) are marked as
+        seen, so they are never adopted over the authorized pair; every worker picks the new pair up from
+        the store (at once when Zalo refuses its old access token).
+
+        :raises AuthorizationRefused: Zalo answered without an ``access_token`` (nothing stored).
+        :raises TransientError: a timeout, 5xx or transport failure of the call, or the lock stayed taken.
+        """
+        form = {
+            "app_id": self.app_id,
+            "grant_type": "authorization_code",
+            "code": code,
+            "code_verifier": code_verifier,
+        }
+        async with self._local:
+            try:
+                async with self.store.refresh_lock(self.account_id):
+                    status, body = await self._token_request(form, "Zalo authorization code exchange")
+                    if not _has_access_token(body):
+                        detail = _token_error_detail(body, status)
+                        log.warning("Zalo refused the authorization code of %s (%s)", self.account_id, detail)
+                        raise AuthorizationRefused(
+                            f"Zalo refused the authorization code ({detail}): open a new consent link",
+                            code="authorization_refused",
+                        )
+                    document = await self.store.load(self.account_id)
+                    stored = OATokens.from_document(document) if document is not None else None
+                    seeds = stored.seeds if stored is not None else ()
+                    if self._seed_fingerprint is not None and self._seed_fingerprint not in seeds:
+                        seeds = (*seeds, self._seed_fingerprint)
+                    fresh = self._tokens_from(
+                        body, version=(stored.version if stored else 0) + 1, seeds=seeds, previous=None
+                    )
+                    saved = await self._save_first(fresh)
+            except TimeoutError as error:
+                raise ZaloTransientError(
+                    f"the Zalo token refresh lock of {self.account_id} stayed taken", code="token_lock"
+                ) from error
+            self._remember(saved)
+        log.warning(
+            "Zalo OA %s authorized again: new tokens stored (version %d)", self.account_id, saved.version
+        )
+        return saved
+
     # ----------------------------------------------------------------------------------------- internals
 
     def _expiring(self, tokens: OATokens) -> bool:
@@ -517,60 +602,65 @@ class ZaloTokens:
         return saved
 
     async def _call_token_endpoint(self, stored: OATokens) -> OATokens:
+        form = {"app_id": self.app_id, "grant_type": "refresh_token", "refresh_token": stored.refresh_token}
+        # If Zalo handled the call before a timeout, the refresh token we sent is spent and the new one is
+        # lost: the next attempt then ends in ReauthorizationRequired. Nothing can prevent that on our
+        # side; the error log of that one tells the operator.
+        status, body = await self._token_request(form, "Zalo token refresh")
+        if not _has_access_token(body):
+            # The error body differs from OpenAPI's and is unconfirmed (e.g. {"error": -14014,
+            # "error_name": "Invalid refresh token"}): any answer without an access_token is a refusal.
+            detail = _token_error_detail(body, status)
+            raise self._reauthorization(f"Zalo refused to refresh the OA tokens ({detail})")
+        return self._tokens_from(body, version=stored.version + 1, seeds=stored.seeds, previous=stored)
+
+    async def _token_request(self, form: dict[str, str], what: str) -> tuple[int, Any]:
+        """POST ``form`` to the token endpoint; the HTTP status and the JSON body (``None`` if not JSON).
+
+        :raises ZaloTransientError: a timeout, transport failure, 5xx or 429.
+        """
         url = f"{self.oauth_base}{TOKEN_PATH}"
         try:
-            response = await self.http.post(
-                url,
-                headers={"secret_key": self._app_secret},
-                data={
-                    "app_id": self.app_id,
-                    "grant_type": "refresh_token",
-                    "refresh_token": stored.refresh_token,
-                },
-            )
+            response = await self.http.post(url, headers={"secret_key": self._app_secret}, data=form)
         except httpx.TimeoutException as error:
-            # If Zalo handled the call before the timeout, the refresh token we sent is spent and the new
-            # one is lost: the next attempt then ends in ReauthorizationRequired. Nothing can prevent that
-            # on our side; the error log below and that one tell the operator.
-            raise ZaloTransientError("Zalo token refresh timed out", code="timeout") from error
+            raise ZaloTransientError(f"{what} timed out", code="timeout") from error
         except httpx.TransportError as error:
-            raise ZaloTransientError(
-                f"Zalo token refresh: {type(error).__name__}", code="transport"
-            ) from error
+            raise ZaloTransientError(f"{what}: {type(error).__name__}", code="transport") from error
         if response.status_code >= 500 or response.status_code == 429:
             raise ZaloTransientError(
-                f"Zalo token refresh: HTTP {response.status_code}", code=f"http_{response.status_code}"
+                f"{what}: HTTP {response.status_code}", code=f"http_{response.status_code}"
             )
         try:
             body = response.json()
         except ValueError:
             body = None
-        if (
-            not isinstance(body, dict)
-            or not isinstance(body.get("access_token"), str)
-            or not body["access_token"]
-        ):
-            # The error body differs from OpenAPI's and is unconfirmed (e.g. {"error": -14014,
-            # "error_name": "Invalid refresh token"}): any answer without an access_token is a refusal.
-            detail = _token_error_detail(body, response.status_code)
-            raise self._reauthorization(f"Zalo refused to refresh the OA tokens ({detail})")
+        return response.status_code, body
+
+    def _tokens_from(
+        self, body: dict[str, Any], *, version: int, seeds: tuple[str, ...], previous: OATokens | None
+    ) -> OATokens:
+        """The pair of a successful token answer (``previous``: the pair it replaces, for a refresh)."""
         now = self.clock()
         new_refresh = body.get("refresh_token")
-        if not isinstance(new_refresh, str) or not new_refresh:
+        if isinstance(new_refresh, str) and new_refresh:
+            refresh_expires = now + _seconds(body.get("refresh_token_expires_in"), REFRESH_TOKEN_LIFETIME)
+        elif previous is not None:
             # Documented as always present; if not, the old one may still work (unconfirmed): keep it.
             log.warning("Zalo refreshed the tokens of %s without a new refresh token", self.account_id)
-            new_refresh = stored.refresh_token
-            refresh_expires = stored.refresh_expires_at
+            new_refresh, refresh_expires = previous.refresh_token, previous.refresh_expires_at
         else:
-            refresh_expires = now + _seconds(body.get("refresh_token_expires_in"), REFRESH_TOKEN_LIFETIME)
+            # An authorization answer without a refresh token (unconfirmed that it can happen): the access
+            # token works until it expires, then ReauthorizationRequired asks for a new consent.
+            log.warning("Zalo authorized %s without a refresh token", self.account_id)
+            new_refresh, refresh_expires = "", EPOCH
         return OATokens(
             access_token=body["access_token"],
             refresh_token=new_refresh,
             # expires_in is a string of seconds ("90000"); an int is accepted too.
             access_expires_at=now + _seconds(body.get("expires_in"), ACCESS_TOKEN_LIFETIME),
             refresh_expires_at=refresh_expires,
-            version=stored.version + 1,
-            seeds=stored.seeds,
+            version=version,
+            seeds=seeds,
         )
 
     async def _save_first(self, fresh: OATokens) -> OATokens:
@@ -615,6 +705,10 @@ class ZaloTokens:
         )
         log.error("Zalo OA re-authorization required: %s", message)
         return ReauthorizationRequired(message, code="reauthorize")
+
+
+def _has_access_token(body: Any) -> bool:
+    return isinstance(body, dict) and isinstance(body.get("access_token"), str) and bool(body["access_token"])
 
 
 def _token_error_detail(body: Any, status: int) -> str:

@@ -16,6 +16,8 @@ and :meth:`FakeZalo.expire_access_token`, and watch each request with :attr:`Fak
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import re
 import secrets
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from aiohttp import web
+from yarl import URL
 
 OAUTH_PREFIX: Final = "/oauth"
 ZNS_PREFIX: Final = "/zns"
@@ -40,6 +43,8 @@ INVALID_REFRESH_TOKEN: Final = {"error": -14014, "error_name": "Invalid refresh 
 INVALID_SECRET_KEY: Final = {"error": -14003, "error_name": "Invalid secret key"}
 INVALID_APP_ID: Final = {"error": -14002, "error_name": "Invalid app id"}
 INVALID_GRANT: Final = {"error": -14001, "error_name": "Invalid grant type"}
+INVALID_CODE: Final = {"error": -14019, "error_name": "Invalid authorization code"}
+INVALID_VERIFIER: Final = {"error": -14020, "error_name": "Invalid code verifier"}
 
 Observer = Callable[[str, web.Request], Awaitable[None]]
 
@@ -81,6 +86,10 @@ class FakeZalo:
     zns_remaining: int = 500
     observers: list[Observer] = field(default_factory=list)
     failures: dict[str, deque[Failure]] = field(default_factory=dict)
+    #: authorization codes issued by :meth:`consent` and not yet exchanged: code → PKCE challenge
+    codes: dict[str, str] = field(default_factory=dict)
+    #: every consent page request's query (what the admin's browser opened)
+    consents: list[dict[str, str]] = field(default_factory=list)
     _minted: int = 0
 
     # ------------------------------------------------------------------------------------ controls
@@ -116,6 +125,12 @@ class FakeZalo:
         self.refresh_token = f"rt-{self._minted:04d}-{secrets.token_hex(8)}"
         return self.access_token, self.refresh_token
 
+    def consent(self, code_challenge: str) -> str:
+        """An OA admin consents: a single-use authorization code bound to ``code_challenge``."""
+        code = f"code-{secrets.token_hex(8)}"
+        self.codes[code] = code_challenge
+        return code
+
     # ----------------------------------------------------------------------------------------- app
 
     def app(self) -> web.Application:
@@ -123,6 +138,7 @@ class FakeZalo:
         app.router.add_post("/v3.0/oa/message/cs", self._message)
         app.router.add_get("/v3.0/oa/user/detail", self._user_detail)
         app.router.add_post(f"{OAUTH_PREFIX}/v4/oa/access_token", self._oauth)
+        app.router.add_get(f"{OAUTH_PREFIX}/v4/oa/permission", self._permission)
         app.router.add_post(f"{ZNS_PREFIX}/message/template", self._zns)
         return app
 
@@ -205,6 +221,8 @@ class FakeZalo:
         if request.content_type != "application/x-www-form-urlencoded" or form.get("app_id") != self.app_id:
             self.refresh_failures += 1
             return web.json_response(INVALID_APP_ID)
+        if form.get("grant_type") == "authorization_code":
+            return self._exchange_code(form)
         if form.get("grant_type") != "refresh_token":
             self.refresh_failures += 1
             return web.json_response(INVALID_GRANT)
@@ -214,6 +232,31 @@ class FakeZalo:
             return web.json_response(INVALID_REFRESH_TOKEN)
         access, refresh = self.mint()
         return web.json_response({"access_token": access, "refresh_token": refresh, "expires_in": "90000"})
+
+    def _exchange_code(self, form: Any) -> web.Response:
+        """``grant_type=authorization_code``: the code must be one we issued, unused, and the verifier's
+        S256 must be its challenge (section 3). A code is spent by any attempt, as single-use codes are."""
+        challenge = self.codes.pop(str(form.get("code", "")), None)
+        if challenge is None:
+            return web.json_response(INVALID_CODE)
+        verifier = str(form.get("code_verifier", ""))
+        digest = hashlib.sha256(verifier.encode()).digest()
+        if not verifier or base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != challenge:
+            return web.json_response(INVALID_VERIFIER)
+        access, refresh = self.mint()
+        return web.json_response({"access_token": access, "refresh_token": refresh, "expires_in": "90000"})
+
+    async def _permission(self, request: web.Request) -> web.Response:
+        """The consent page: with the documented parameters, the admin consents and is redirected to
+        ``redirect_uri?code=...&oa_id=...&state=...``."""
+        query = dict(request.query)
+        self.consents.append(query)
+        required = ("app_id", "redirect_uri", "code_challenge", "state")
+        if any(not query.get(name) for name in required) or query["app_id"] != self.app_id:
+            return web.Response(status=400, text="invalid consent request")
+        code = self.consent(query["code_challenge"])
+        target = URL(query["redirect_uri"]).update_query(code=code, oa_id=self.oa_id, state=query["state"])
+        raise web.HTTPFound(str(target))
 
     async def _zns(self, request: web.Request) -> web.Response:
         self.zns_attempts += 1
