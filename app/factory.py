@@ -21,6 +21,7 @@ from app import keys, zalo_oauth
 from app.chat import QueuedUpdates, ZnsReceipts, build_dispatcher, chat_worker
 from app.jobs import JobRunner
 from app.middlewares import MAX_BODY_BYTES, request_middleware
+from app.miniapp import setup_miniapp
 from app.paths import ASSETS_DIR, TEMPLATES_DIR
 from app.resources import open_resources
 from app.settings import Settings
@@ -63,6 +64,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, worker: bool =
     app.router.add_get("/metrics", metrics)
     app.router.add_static("/static/", ASSETS_DIR, name="static", append_version=True)
     _register_platform_webhooks(app, settings)
+    setup_miniapp(app, settings)  # /api/miniapp/v1, /api/integrations/v1 (after the resources' ctx)
     if settings.emulator_on:
         emulator.register(app)
         log.info("chat emulator on at %s/emulator (EMULATOR_ENABLED=false turns it off)", settings.base_url)

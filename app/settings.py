@@ -100,6 +100,17 @@ class Settings(BaseSettings):
     zalo_graph_base: AnyHttpUrl = AnyHttpUrl("https://graph.zalo.me")
     zalo_zns_api_base: AnyHttpUrl = AnyHttpUrl("https://business.openapi.zalo.me")
 
+    # ----------------------------------------------------------------- Mini App API (docs/miniapp-api.md)
+    # Browser origins allowed to call /api/miniapp/v1 (CORS), comma-separated, e.g.
+    # "https://h5.zdn.vn,https://zalo.me" for a published Zalo Mini App, "http://localhost:3000" in dev.
+    miniapp_cors_origins: str = ""
+    miniapp_session_ttl_seconds: int = Field(default=3600, ge=60, le=86_400)
+    miniapp_refresh_ttl_seconds: int = Field(default=30 * 86_400, ge=3600, le=365 * 86_400)
+    # Requests per minute, counted in Redis (so across every web process).
+    miniapp_rate_limit_per_ip: int = Field(default=300, ge=1, le=1_000_000)
+    miniapp_rate_limit_per_customer: int = Field(default=120, ge=1, le=1_000_000)
+    integrations_rate_limit_per_key: int = Field(default=600, ge=1, le=1_000_000)
+
     # ----------------------------------------------------------------- Facebook
     facebook_app_secret: SecretStr | None = None
     facebook_verify_token: SecretStr | None = None
@@ -144,6 +155,14 @@ class Settings(BaseSettings):
         # `FOO=` in a .env file or a compose file means "not set", not "the empty string".
         if isinstance(value, str) and not value.strip():
             return None
+        return value
+
+    @field_validator("miniapp_cors_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for origin in (part.strip() for part in value.split(",")):
+            if origin and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?", origin):
+                raise ValueError(f"not an origin (scheme://host[:port], no path): {origin!r}")
         return value
 
     @field_validator("secret_key")
@@ -197,6 +216,10 @@ class Settings(BaseSettings):
         if self.emulator_enabled is not None:
             return self.emulator_enabled
         return self.zalo_oa_id is None and self.facebook_page_id is None
+
+    @property
+    def miniapp_cors_origin_list(self) -> tuple[str, ...]:
+        return tuple(part.strip() for part in self.miniapp_cors_origins.split(",") if part.strip())
 
     @property
     def embedded_mongo(self) -> bool:
