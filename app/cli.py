@@ -33,6 +33,7 @@ from app.embedded import EmbeddedServerError
 from app.factory import QuietProbesAccessLogger, create_app
 from app.jobs import JobRunner
 from app.logs import configure_logging
+from app.platform_cli import add_platform_commands
 from app.program import load_program_for
 from app.qr_cli import add_qr_command
 from app.resources import open_resources
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.set_defaults(run=_chat)
 
     add_qr_command(commands)
+    add_platform_commands(commands)
     add_admin_commands(commands)
     return parser
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
@@ -76,6 +76,14 @@ TAGS_DEPRECATED_ON: Final = datetime(2026, 4, 27, tzinfo=UTC)
 #: Profile fields every app with profile access may read (A.4); ``locale``/``timezone``/``gender`` need
 #: their own permissions, and asking for one without it fails the whole call (100/2018247).
 DEFAULT_PROFILE_FIELDS: Final = ("first_name", "last_name", "profile_pic")
+
+#: Messenger Profile API limits (Meta's reference pages: greeting, get_started, persistent_menu). A locale
+#: named ``default`` is required in both ``greeting`` and ``persistent_menu``.
+DEFAULT_LOCALE: Final = "default"
+MAX_GREETING: Final = 160
+MAX_MENU_ITEMS: Final = 20  # flat menus, Graph v8.0 and later
+MAX_MENU_TITLE: Final = 30
+MAX_PROFILE_PAYLOAD: Final = 1000
 
 CREDENTIAL_HINT: Final = (
     "Messenger Page access tokens do not refresh: generate a new one and replace FACEBOOK_PAGE_ACCESS_TOKEN"
@@ -325,6 +333,68 @@ def _image(image: Image) -> list[dict[str, Any]]:
     return messages
 
 
+# --------------------------------------------------------------------------- Messenger profile
+
+
+@dataclass(frozen=True)
+class MessengerProfile:
+    """What ``POST /{version}/me/messenger_profile`` sets for the Page: the Get Started button's payload,
+    the welcome screen's greeting and the persistent menu (postback buttons), per locale.
+
+    :param get_started_payload: the ``messaging_postbacks`` payload of Get Started (a persistent menu is
+        shown only on Pages that have a Get Started button).
+    :param greetings: locale → text (at most 160 characters; ``{{user_first_name}}`` is filled by Meta).
+    :param menus: locale → ``(title, payload)`` postback buttons (at most 20, titles at most 30).
+    :param composer_input_disabled: hide the text field (then the menu is the only way to talk).
+    :raises ValueError: a limit is exceeded or the ``default`` locale is missing.
+    """
+
+    get_started_payload: str
+    greetings: Mapping[str, str] = field(default_factory=dict)
+    menus: Mapping[str, Sequence[tuple[str, str]]] = field(default_factory=dict)
+    composer_input_disabled: bool = False
+
+    def __post_init__(self) -> None:
+        payloads = [self.get_started_payload, *(p for items in self.menus.values() for _, p in items)]
+        if any(not p or len(p) > MAX_PROFILE_PAYLOAD for p in payloads):
+            raise ValueError(f"payloads must be 1-{MAX_PROFILE_PAYLOAD} characters")
+        for name, by_locale in (("greetings", self.greetings), ("menus", self.menus)):
+            if by_locale and DEFAULT_LOCALE not in by_locale:
+                raise ValueError(f"{name} need a {DEFAULT_LOCALE!r} locale")
+        if any(not text or len(text) > MAX_GREETING for text in self.greetings.values()):
+            raise ValueError(f"a greeting must be 1-{MAX_GREETING} characters")
+        for locale, items in self.menus.items():
+            if not 1 <= len(items) <= MAX_MENU_ITEMS:
+                raise ValueError(f"the {locale} menu must have 1-{MAX_MENU_ITEMS} items")
+            if any(not title or len(title) > MAX_MENU_TITLE for title, _ in items):
+                raise ValueError(f"menu titles must be 1-{MAX_MENU_TITLE} characters ({locale})")
+
+    def body(self) -> dict[str, Any]:
+        """The request body, ``default`` locale first."""
+        body: dict[str, Any] = {"get_started": {"payload": self.get_started_payload}}
+        if self.greetings:
+            body["greeting"] = [{"locale": loc, "text": text} for loc, text in _default_first(self.greetings)]
+        if self.menus:
+            body["persistent_menu"] = [
+                {
+                    "locale": locale,
+                    "composer_input_disabled": self.composer_input_disabled,
+                    "call_to_actions": [
+                        {"type": "postback", "title": title, "payload": payload} for title, payload in items
+                    ],
+                }
+                for locale, items in _default_first(self.menus)
+            ]
+        return body
+
+
+_ValueT = TypeVar("_ValueT")
+
+
+def _default_first(by_locale: Mapping[str, _ValueT]) -> list[tuple[str, _ValueT]]:
+    return sorted(by_locale.items(), key=lambda item: item[0] != DEFAULT_LOCALE)
+
+
 # --------------------------------------------------------------------------- client
 
 
@@ -432,6 +502,21 @@ class MessengerClient:
             raise
         wanted = set(fields)
         return {key: value for key, value in body.items() if key in wanted}
+
+    async def set_profile(self, profile: MessengerProfile) -> None:
+        """Set the Page's Messenger profile (Get Started, greeting, persistent menu) in one call.
+
+        The properties sent replace the Page's current ones; properties not sent are left alone. Meta
+        answers ``{"result": "success"}``; any other answer to a 2xx is refused as unexpected
+        (unconfirmed that one exists).
+
+        :raises ChannelError: the typed error of a refused call (190: the token; 100: a bad property).
+        """
+        url = f"{self._root}/me/messenger_profile"
+        what = "Messenger profile update"
+        answer = await self._call("POST", url, json=profile.body(), what=what)
+        if answer.get("result") != "success":
+            raise MessengerPermanentError(f"{what}: unexpected answer {str(answer)[:200]}")
 
     # ----------------------------------------------------------------- internals
 

@@ -96,6 +96,8 @@ class FakeGraph:
         default_factory=lambda: {"id", "name", "first_name", "last_name", "profile_pic"}
     )
     sent: list[dict[str, Any]] = field(default_factory=list)
+    #: the Messenger profile as set so far (``POST /me/messenger_profile`` merges its properties in)
+    messenger_profile: dict[str, Any] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
     _failures: deque[str] = field(default_factory=deque)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -114,6 +116,7 @@ class FakeGraph:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post(f"/{self.version}/{{node}}/messages", self._messages)
+        app.router.add_post(f"/{self.version}/me/messenger_profile", self._profile)
         app.router.add_get(f"/{self.version}/{{node}}", self._node)
         return app
 
@@ -143,6 +146,26 @@ class FakeGraph:
         if "message" in body:
             answer["message_id"] = f"m_fake{next(self._ids)}"
         return web.json_response(answer)
+
+    async def _profile(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode(errors="replace")
+        self.requests.append(Recorded(request.method, request.path, dict(request.query), body))
+        if (refused := self._check_token(request)) is not None:
+            return refused
+        if request.content_type != "application/json" or not isinstance(body, dict) or not body:
+            return _invalid("(#100) Requires one of the params: get_started, greeting, persistent_menu, ...")
+        try:
+            _check_profile(body)
+        except Invalid as error:
+            return _invalid(str(error))
+        if (failed := await self._injected()) is not None:
+            return failed
+        self.messenger_profile.update(body)
+        return web.json_response({"result": "success"})
 
     async def _node(self, request: web.Request) -> web.Response:
         self.requests.append(Recorded(request.method, request.path, dict(request.query), None))
@@ -288,3 +311,72 @@ def _check_button(button: Any) -> None:
         _text(button.get("payload"), 1000, "buttons[payload]")
     else:
         _require(str(button.get("payload", "")).startswith("+"), "(#100) Phone number must start with +")
+
+
+PROFILE_PROPERTIES: Final = frozenset(
+    {
+        "get_started",
+        "greeting",
+        "ice_breakers",
+        "persistent_menu",
+        "whitelisted_domains",
+        "account_linking_url",
+    }
+)
+MENU_BUTTON_TYPES: Final = frozenset({"postback", "web_url"})
+
+
+def _check_profile(body: dict[str, Any]) -> None:
+    """The Messenger Profile API's rules (Meta's reference: get_started, greeting, persistent_menu)."""
+    unknown = set(body) - PROFILE_PROPERTIES
+    _require(not unknown, f"(#100) Param {sorted(unknown)[0] if unknown else ''} is not a profile property")
+    if "get_started" in body:
+        started = body["get_started"]
+        _require(isinstance(started, dict), "(#100) Param get_started must be an object")
+        _text(started.get("payload"), 1000, "get_started[payload]")
+    if "greeting" in body:
+        greetings = body["greeting"]
+        _require(isinstance(greetings, list) and bool(greetings), "(#100) Param greeting must be an array")
+        locales = []
+        for greeting in greetings:
+            _require(isinstance(greeting, dict), "(#100) Param greeting[] must be an object")
+            _text(greeting.get("locale"), 10, "greeting[locale]")
+            _text(greeting.get("text"), 160, "greeting[text]")
+            locales.append(greeting["locale"])
+        _require("default" in locales, "(#100) greeting must have a default locale")
+        _require(len(set(locales)) == len(locales), "(#100) greeting locales must be unique")
+    if "persistent_menu" in body:
+        _check_persistent_menu(body["persistent_menu"], has_get_started="get_started" in body)
+
+
+def _check_persistent_menu(menus: Any, *, has_get_started: bool) -> None:
+    # The menu needs a Get Started button on the Page; the fake only sees this request, so it asks for
+    # both in one call (as our client sends them).
+    _require(has_get_started, "(#100) You must set a Get Started button to use the persistent menu")
+    _require(isinstance(menus, list) and bool(menus), "(#100) Param persistent_menu must be an array")
+    locales = []
+    for menu in menus:
+        _require(isinstance(menu, dict), "(#100) Param persistent_menu[] must be an object")
+        _text(menu.get("locale"), 10, "persistent_menu[locale]")
+        locales.append(menu["locale"])
+        _require(
+            isinstance(menu.get("composer_input_disabled", False), bool),
+            "(#100) Param composer_input_disabled must be a boolean",
+        )
+        actions = menu.get("call_to_actions")
+        _require(
+            isinstance(actions, list) and 1 <= len(actions) <= 20,
+            "(#100) Param call_to_actions: 1 to 20 buttons",
+        )
+        for action in actions:
+            _require(
+                isinstance(action, dict) and action.get("type") in MENU_BUTTON_TYPES,
+                "(#100) Invalid call_to_actions type",
+            )
+            _text(action.get("title"), 30, "call_to_actions[title]")
+            if action["type"] == "postback":
+                _text(action.get("payload"), 1000, "call_to_actions[payload]")
+            else:
+                _require(str(action.get("url", "")).startswith("https://"), "(#100) Invalid url")
+    _require("default" in locales, "(#100) persistent_menu must have a default locale")
+    _require(len(set(locales)) == len(locales), "(#100) persistent_menu locales must be unique")
