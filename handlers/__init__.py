@@ -1,13 +1,22 @@
-"""Conversation flows customers have with the Zalo OA and the Facebook Page, one router per flow."""
+"""Conversation flows customers have with the Zalo OA and the Facebook Page, one router per flow.
+
+``docs/conversations.md`` shows each flow as a transcript generated from the tests.
+"""
 
 from __future__ import annotations
 
 from bot import Router
-from handlers import basics
+from handlers import checkin, menu, onboarding, points, referral, wallet
 
 
 def build_router() -> Router:
-    """Every flow, in the order they are tried (the catch-all fallback last)."""
+    """Every flow, in the order they are tried: onboarding first (its phone-capture state must win over
+    keywords), the catch-all menu and fallback last."""
     root = Router(name="handlers")
-    root.include_router(basics.build_router())
+    root.include_router(onboarding.build_router())
+    root.include_router(checkin.build_router())
+    root.include_router(points.build_router())
+    root.include_router(wallet.build_router())
+    root.include_router(referral.build_router())
+    root.include_router(menu.build_router())
     return root

@@ -45,10 +45,11 @@ async def replies(client: Client, user: str, count: int, within: float = 10.0) -
 async def test_a_follow_is_answered_with_the_welcome(client: Client) -> None:
     await client.post("/emulator/api/events", json={"user_id": "u1", "type": "follow"})
 
-    (welcome,) = await replies(client, "u1", 1)
+    welcome, ask_phone = await replies(client, "u1", 2)
 
-    assert welcome["type"] == "buttons"
+    assert welcome["type"] == "text"
     assert "Demo Café" in str(welcome["text"])
+    assert ask_phone["type"] == "request_phone"
 
 
 async def test_keywords_match_with_or_without_diacritics(client: Client) -> None:
@@ -81,13 +82,20 @@ async def test_a_users_messages_are_answered_in_the_order_sent(client: Client) -
 
 
 async def test_messenger_flavor_fits_replies_to_messenger(client: Client) -> None:
-    await client.post("/emulator/api/events", json={"user_id": "u5", "flavor": "messenger", "type": "follow"})
+    # the main menu: five quick replies, which Messenger shows and Zalo (without any) turns into buttons
+    for flavor in ("messenger", "zalo"):
+        await client.post(
+            "/emulator/api/events", json={"user_id": "u5", "flavor": flavor, "type": "text", "text": "menu"}
+        )
 
-    got = await client.get(
-        "/emulator/api/messages", params={"user_id": "u5", "flavor": "messenger", "wait": "5"}
-    )
+    shown = {}
+    for flavor in ("messenger", "zalo"):
+        got = await client.get(
+            "/emulator/api/messages", params={"user_id": "u5", "flavor": flavor, "wait": "5"}
+        )
+        shown[flavor] = (await got.json())["messages"][0]["reply"]["type"]
 
-    assert (await got.json())["messages"][0]["reply"]["type"] == "buttons"
+    assert shown == {"messenger": "quick_replies", "zalo": "buttons"}
 
 
 async def test_a_transient_failure_is_retried_and_a_bug_is_not(settings: Settings, redis: Redis) -> None:

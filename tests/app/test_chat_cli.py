@@ -57,12 +57,16 @@ async def test_chatting_from_the_terminal(service: str) -> None:
     terminal = Terminal(process)
     try:
         await terminal.expect("term-1")
-        # /follow simulates the platform event; the welcome's button is numbered
+        # /follow simulates the platform event; the welcome asks for the phone number
         await terminal.type("/follow")
-        await terminal.expect("[1] Trợ giúp")
-        # typing the number presses the button
+        await terminal.expect("Cảm ơn bạn đã quan tâm Demo Café")
+        await terminal.type("menu")
+        await terminal.expect("[1] Điểm của tôi")
+        # typing the number presses the button: points need the phone first
         await terminal.type("1")
-        await terminal.expect("Bạn có thể nhắn cho Demo Café")
+        await terminal.expect("Để xem điểm")
+        await terminal.type("0912 345 678")
+        await terminal.expect("bạn có 0 điểm")
         await terminal.type("tôi muốn đổi quà")
         await terminal.expect('chưa hiểu "tôi muốn đổi quà"')
         await terminal.type("/quit")
