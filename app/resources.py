@@ -75,7 +75,9 @@ async def open_resources(
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
             headers={"User-Agent": "social-loyalty"},
         ) as http:
-            loyalty = build_loyalty(db, program, clock, secret_key=settings.secret_key.get_secret_value())
+            loyalty = build_loyalty(
+                db, program, clock, secret_key=settings.secret_key.get_secret_value(), redis=redis
+            )
             await loyalty.rewards.sync_stock()  # the program's stock figures, for rewards new or changed
             yield Resources(settings, clock, mongo, db, redis, EventQueue(redis), http, program, loyalty)
     finally:

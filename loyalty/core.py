@@ -13,12 +13,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from loyalty.checkin import CheckinService
+from loyalty.checkin import CheckinResult, CheckinService, claim_key
 from loyalty.clock import Clock
 from loyalty.customers import Customer, CustomerService
 from loyalty.errors import LoyaltyError
+from loyalty.games import GameService
 from loyalty.ledger import LedgerService, ReconcileReport
-from loyalty.orders import OrderService
+from loyalty.orders import Order, OrderService
 from loyalty.privacy import PrivacyService
 from loyalty.program import Program
 from loyalty.referral import ReferralAward, ReferralService
@@ -54,6 +55,7 @@ class Loyalty:
     referral: ReferralService
     checkin: CheckinService
     privacy: PrivacyService
+    games: GameService
     secret: bytes
 
     async def verify_phone(self, customer_id: str, raw_phone: str, *, source: str) -> PhoneVerified:
@@ -108,10 +110,28 @@ class Loyalty:
             "vouchers_expired": await self.vouchers.expire_due(),
             "redemptions_resumed": await self.rewards.resume_pending(),
             "tier_changes_repaired": await self.tiers.repair(),
+            "game_plays_resumed": await self.games.resume_pending(),
+            "game_seeds_created": await self.games.prepare(),
         }
         review: ReviewReport = await self.tiers.review()
         report["tiers_downgraded"] = review.downgraded
         return report
+
+    async def complete_order(self, order_id: str, *, by: str) -> Order:
+        """Complete an order (points, tier, referral: ``OrderService.complete``), then grant the game
+        turns live campaigns give per completed order (once per order)."""
+        order = await self.orders.complete(order_id, by=by)
+        if order.status == "completed":
+            await self.games.on_order_completed(order.customer_id, order.id)
+        return order
+
+    async def scan_checkin(
+        self, customer_id: str, token_or_short_code: str, *, channel: str
+    ) -> CheckinResult:
+        """A QR check-in (``CheckinService.scan``), then the game turns live campaigns give per check-in."""
+        result = await self.checkin.scan(customer_id, token_or_short_code, channel=channel)
+        await self.games.on_checkin(customer_id, claim_key(result.code.id, customer_id))
+        return result
 
     async def reconcile(self, *, fix: bool = False) -> ReconcileReport:
         """Finish interrupted merges first (their points are in flight), then prove the ledger."""

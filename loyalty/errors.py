@@ -249,3 +249,77 @@ class InvalidErasure(LoyaltyError):
     """An erasure request whose ``requested_by`` or ``reason`` is free text instead of a code."""
 
     code = "invalid_erasure"
+
+
+# ---------------------------------------------------------------- minigames (loyalty/games.py)
+class GameError(LoyaltyError):
+    """Root of the minigame refusals: each one is shown to the customer with its own message."""
+
+    code = "game_error"
+
+
+class GameNotFound(NotFound):
+    code = "game_not_found"
+
+
+class GameInvalid(GameError):
+    """Malformed input (a key, a customer id, quiz answers that are not a mapping of ids to indexes) or
+    an invalid campaign: refused before any query is built from it."""
+
+    code = "game_invalid"
+
+
+class GameNotStarted(GameError):
+    code = "game_not_started"
+
+
+class GameEnded(GameError):
+    """The campaign is over (or switched off)."""
+
+    code = "game_ended"
+
+
+class GameNotEligible(GameError):
+    """The campaign is for followers, verified phones or a tier this customer does not have."""
+
+    code = "game_not_eligible"
+
+
+class GameNoTurns(GameError):
+    """No free turn left today, no granted turn, and turns cannot be bought with points."""
+
+    code = "game_no_turns"
+
+
+class GameDailyLimit(GameError):
+    code = "game_daily_limit"
+
+
+class GameLimitReached(GameError):
+    """The customer played as many times as the campaign allows (a quiz: the attempts are used)."""
+
+    code = "game_limit_reached"
+
+
+class GameSoldOut(GameError):
+    """Every prize that can be drawn is out of stock (or the budget is spent)."""
+
+    code = "game_sold_out"
+
+
+class GameRateLimited(GameError):
+    """Too many play requests in a short time: try again in a few seconds."""
+
+    code = "game_rate_limited"
+
+
+class GameWrongKind(GameError):
+    """A draw asked of a quiz, or quiz answers sent to a draw game."""
+
+    code = "game_wrong_kind"
+
+
+class GameSeedHidden(GameError):
+    """The campaign's server seed is revealed only after it ended."""
+
+    code = "game_seed_hidden"

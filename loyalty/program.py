@@ -200,6 +200,148 @@ class Product(_Strict):
     active: bool = True
 
 
+# ---------------------------------------------------------------- minigames (loyalty/games.py)
+GameKind = Literal["wheel", "open_gift", "scratch", "flip_card", "shake_tree", "quiz"]
+
+
+class GamePrize(_Strict):
+    """One line of a game's prize table. ``weight`` is an integer: the chance is weight / total weight
+    of the prizes still in stock. ``reward``: points, a voucher template, or nothing ("better luck")."""
+
+    id: Id
+    name: str = Field(min_length=1, max_length=80)
+    reward: Literal["points", "voucher", "nothing"] = "nothing"
+    points: Points = 0
+    voucher_template: Id | None = None
+    weight: int = Field(default=0, ge=0, le=1_000_000_000)  # quiz prizes are given by score, not drawn
+    stock: int | None = Field(default=None, ge=0, le=10_000_000)  # total units; None: unlimited
+    daily_stock: int | None = Field(default=None, ge=0, le=10_000_000)  # units per local day
+    value_vnd: Vnd = 0  # what one unit costs the brand, counted against the campaign's budget
+    image: str | None = None
+
+    @model_validator(mode="after")
+    def _reward_fields(self) -> GamePrize:
+        if self.reward == "points" and self.points <= 0:
+            raise _FieldProblem(("points",), "a points prize needs points > 0")
+        if self.reward == "voucher" and self.voucher_template is None:
+            raise _FieldProblem(("voucher_template",), "a voucher prize needs a voucher_template")
+        if self.reward != "voucher" and self.voucher_template is not None:
+            raise _FieldProblem(("voucher_template",), "only a voucher prize has a voucher_template")
+        return self
+
+    @property
+    def limited(self) -> bool:
+        return self.stock is not None or self.daily_stock is not None
+
+
+class GameEligibility(_Strict):
+    """Who may play: everyone by default; each condition set narrows it."""
+
+    followers_only: bool = False  # follows the OA / page on at least one channel
+    phone_verified: bool = False
+    min_tier: Id | None = None
+
+
+class GameCost(_Strict):
+    """What one play costs: a free turn of the day, else a granted turn, else ``points`` (0: cannot buy)."""
+
+    free_turns_per_day: int = Field(default=1, ge=0, le=1000)
+    points: Points = 0
+
+
+class GameTurnGrants(_Strict):
+    """Extra turns granted by events."""
+
+    per_order: int = Field(default=0, ge=0, le=100)  # per completed order
+    per_checkin: int = Field(default=0, ge=0, le=100)  # per rewarded QR check-in
+
+
+class GameLimits(_Strict):
+    per_day: int | None = Field(default=None, ge=1, le=10_000)  # plays per customer per local day
+    per_campaign: int | None = Field(default=None, ge=1, le=100_000)  # plays per customer, ever
+
+
+class GameRateLimit(_Strict):
+    """At most ``plays`` play requests per customer per ``seconds`` (Redis; refusals: game_rate_limited)."""
+
+    plays: int = Field(default=5, ge=1, le=10_000)
+    seconds: int = Field(default=10, ge=1, le=86_400)
+
+
+class QuizQuestion(_Strict):
+    id: Id
+    text: str = Field(min_length=1, max_length=500)
+    choices: tuple[str, ...] = Field(min_length=2, max_length=6)
+    answer: int = Field(ge=0)  # index into choices; never sent to a client
+
+    @model_validator(mode="after")
+    def _answer_in_choices(self) -> QuizQuestion:
+        if self.answer >= len(self.choices):
+            raise _FieldProblem(("answer",), f"the answer must index one of the {len(self.choices)} choices")
+        return self
+
+
+class ScorePrize(_Strict):
+    """Quiz: the prize for a score of at least ``min_score`` correct answers (the highest reached wins)."""
+
+    min_score: int = Field(ge=0)
+    prize: Id
+
+
+class GameCampaign(_Strict):
+    """A minigame campaign. Every kind but the quiz is an instant-win draw; the kind is only the skin."""
+
+    id: Id
+    kind: GameKind
+    name: str = Field(min_length=1, max_length=80)
+    description: str = Field(default="", max_length=1000)
+    starts_at: datetime
+    ends_at: datetime
+    active: bool = True
+    eligibility: GameEligibility = GameEligibility()
+    cost: GameCost = GameCost()
+    turns: GameTurnGrants = GameTurnGrants()
+    limits: GameLimits = GameLimits()
+    rate_limit: GameRateLimit = GameRateLimit()
+    budget_vnd: Vnd | None = None  # total value of prizes the campaign may give; None: no budget
+    prizes: tuple[GamePrize, ...] = Field(min_length=1, max_length=50)
+    # quiz only
+    questions: tuple[QuizQuestion, ...] = ()
+    score_prizes: tuple[ScorePrize, ...] = ()
+
+    @field_validator("starts_at", "ends_at")
+    @classmethod
+    def _aware(cls, moment: datetime) -> datetime:
+        if moment.tzinfo is None:
+            raise ValueError("give a time zone (for example 2026-12-01T00:00:00+07:00)")
+        return moment
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GameCampaign:
+        if self.ends_at <= self.starts_at:
+            raise _FieldProblem(("ends_at",), "the campaign must end after it starts")
+        _unique_ids("prizes", self.prizes)
+        prize_ids = {prize.id for prize in self.prizes}
+        if self.kind == "quiz":
+            if not self.questions:
+                raise _FieldProblem(("questions",), "a quiz needs questions")
+            _unique_ids("questions", self.questions)
+            for index, line in enumerate(self.score_prizes):
+                if line.prize not in prize_ids:
+                    raise _FieldProblem(("score_prizes", index, "prize"), f"no prize {line.prize!r}")
+                if line.min_score > len(self.questions):
+                    raise _FieldProblem(("score_prizes", index, "min_score"), "above the number of questions")
+        else:
+            if self.questions or self.score_prizes:
+                raise _FieldProblem(("questions",), "only a quiz has questions and score_prizes")
+            if sum(prize.weight for prize in self.prizes) <= 0:
+                raise _FieldProblem(("prizes",), "at least one prize needs a weight above 0")
+        return self
+
+    def prize(self, prize_id: str) -> GamePrize | None:
+        return next((p for p in self.prizes if p.id == prize_id), None)
+
+
 class Program(_Strict):
     version: Literal[1] = 1
     brand: Brand
@@ -212,6 +354,7 @@ class Program(_Strict):
     referral: ReferralRules = ReferralRules()
     checkin: CheckinRules = CheckinRules()
     products: tuple[Product, ...] = ()
+    games: tuple[GameCampaign, ...] = ()
 
     @model_validator(mode="after")
     def _references(self) -> Program:
@@ -232,9 +375,21 @@ class Program(_Strict):
             (("referral", "referrer_voucher"), self.referral.referrer_voucher),
             (("referral", "referee_voucher"), self.referral.referee_voucher),
         ]
+        _unique_ids("games", self.games)
+        wanted += [
+            (("games", g, "prizes", i, "voucher_template"), prize.voucher_template)
+            for g, game in enumerate(self.games)
+            for i, prize in enumerate(game.prizes)
+        ]
         for where, template in wanted:
             if template is not None and template not in templates:
                 raise _FieldProblem(where, f"no voucher template {template!r} (see voucher_templates)")
+        tier_ids = {level.id for level in self.tiers.levels}
+        for g, game in enumerate(self.games):
+            if game.eligibility.min_tier is not None and game.eligibility.min_tier not in tier_ids:
+                raise _FieldProblem(
+                    ("games", g, "eligibility", "min_tier"), f"no tier {game.eligibility.min_tier!r}"
+                )
         return self
 
     # ---------------------------------------------------------------- look-ups
@@ -246,6 +401,9 @@ class Program(_Strict):
 
     def product(self, product_id: str) -> Product | None:
         return next((p for p in self.products if p.id == product_id), None)
+
+    def game(self, campaign_id: str) -> GameCampaign | None:
+        return next((g for g in self.games if g.id == campaign_id), None)
 
     def tier(self, tier_id: str | None) -> TierLevel:
         """The tier with this id; the first (lowest) tier for ``None`` or an id no longer configured."""
@@ -275,7 +433,10 @@ class Program(_Strict):
         return int(Decimal(amount_vnd) * multiplier // Decimal(self.earning.vnd_per_point))
 
 
-def _unique_ids(where: str, items: Sequence[TierLevel | VoucherTemplate | Reward | Product]) -> None:
+def _unique_ids(
+    where: str,
+    items: Sequence[TierLevel | VoucherTemplate | Reward | Product | GameCampaign | GamePrize | QuizQuestion],
+) -> None:
     seen: set[str] = set()
     for index, item in enumerate(items):
         if item.id in seen:

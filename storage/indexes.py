@@ -139,6 +139,13 @@ INDEXES: tuple[IndexSpec, ...] = (
         "consents", (("origin_id", 1), ("purpose", 1), ("seq", 1)), name="consents_origin_seq", unique=True
     ),
     IndexSpec("erasures", (("finished_at", 1), ("requested_at", 1)), name="erasures_unfinished"),
+    # minigames (storage.games): a campaign's plays in order (report, export, verify); a customer's plays
+    # (export, merges); plays left pending; player documents and stock by customer and campaign
+    IndexSpec("game_plays", (("campaign_id", 1), ("created_at", 1), ("_id", 1)), name="game_plays_campaign"),
+    IndexSpec("game_plays", (("customer_id", 1), ("created_at", 1)), name="game_plays_customer"),
+    IndexSpec("game_plays", (("state", 1), ("created_at", 1)), name="game_plays_state"),
+    IndexSpec("game_players", (("customer_id", 1),), name="game_players_customer"),
+    IndexSpec("game_stock", (("campaign_id", 1),), name="game_stock_campaign"),
 )
 
 
