@@ -28,6 +28,7 @@ from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
 from app.admin_cli import add_admin_commands
+from app.apikey_cli import add_apikey_command
 from app.chat import build_dispatcher, chat_worker
 from app.embedded import EmbeddedServerError
 from app.factory import QuietProbesAccessLogger, create_app
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.set_defaults(run=_chat)
 
     add_qr_command(commands)
+    add_apikey_command(commands)
     add_platform_commands(commands)
     add_admin_commands(commands)
     return parser
