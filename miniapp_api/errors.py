@@ -53,7 +53,9 @@ API_CODES: Final[dict[str, int]] = {
     "idempotency_key_reused": 422,
     "too_many_requests": 429,
     "zalo_unavailable": 503,
-    "game_unavailable": 404,
+    "service_unavailable": 503,
+    "cors_origin_not_allowed": 403,
+    "not_found": 404,
 }
 
 _UNPROCESSABLE: Final = (
@@ -66,6 +68,7 @@ _UNPROCESSABLE: Final = (
     domain.InvalidErasure,
     domain.CheckinForged,  # also checkin_malformed: not a code we made
     domain.MinSpendNotMet,
+    domain.GameInvalid,
 )
 
 
@@ -73,6 +76,8 @@ def status_for(error: domain.LoyaltyError) -> int:
     """The HTTP status of a domain refusal."""
     if isinstance(error, domain.NotFound):
         return 404
+    if isinstance(error, domain.GameRateLimited):
+        return 429
     if isinstance(error, domain.CustomerInactive):
         return 403
     if isinstance(error, domain.VoucherNotYours):

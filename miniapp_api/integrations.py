@@ -57,12 +57,12 @@ async def report_order(call: Call) -> tuple[int, s.IntegrationOrderOut]:
         by=_by(call),
     )
     if body.complete and order.status == "pending":
-        order = await call.loyalty.orders.complete(order.id, by=_by(call))
+        order = await call.loyalty.complete_order(order.id, by=_by(call))
     return 201, await _answer(call, order)
 
 
 async def complete_order(call: Call) -> s.IntegrationOrderOut:
-    order = await call.loyalty.orders.complete(call.path["order_id"], by=_by(call))
+    order = await call.loyalty.complete_order(call.path["order_id"], by=_by(call))
     return await _answer(call, order)
 
 

@@ -16,6 +16,7 @@ from loyalty import privacy as consent
 from loyalty.core import Loyalty
 from loyalty.customers import Customer, Identity, ProfileUpdate
 from loyalty.errors import OrderNotFound
+from loyalty.games import PlayResult
 from loyalty.orders import Order, OrderItemIn
 from loyalty.vouchers import Voucher
 from miniapp_api import schemas as s
@@ -350,7 +351,7 @@ async def get_order(call: Call) -> s.OrderOut:
 async def checkin(call: Call) -> tuple[int, s.CheckinOut]:
     body: s.CheckinRequest = call.body
     customer = await call.customer()
-    result = await call.loyalty.checkin.scan(customer.id, body.code, channel=_CHANNEL)
+    result = await call.loyalty.scan_checkin(customer.id, body.code, channel=_CHANNEL)
     voucher = result.voucher if isinstance(result.voucher, Voucher) else None
     return 201, s.CheckinOut(
         points_awarded=result.points_awarded,
@@ -433,6 +434,88 @@ async def erase(call: Call) -> s.ErasureOut:
     customer = await call.customer()
     record = await call.loyalty.privacy.erase(customer.id, requested_by="customer", reason="customer_request")
     return s.ErasureOut(erased=record.done, requested_at=record.requested_at, finished_at=record.finished_at)
+
+
+# ------------------------------------------------------------------------------------------ games
+async def games(call: Call) -> s.GameList:
+    customer = await call.customer()
+    service = call.loyalty.games
+    items = []
+    for campaign in await service.live_campaigns():
+        status = await service.status(customer.id, campaign.id)
+        odds = await service.odds(campaign.id)
+        questions = await service.quiz(campaign.id) if campaign.kind == "quiz" else ()
+        items.append(
+            s.GameOut(
+                id=campaign.id,
+                kind=campaign.kind,
+                name=campaign.name,
+                description=campaign.description,
+                starts_at=campaign.starts_at,
+                ends_at=campaign.ends_at,
+                commitment=await service.commitment(campaign.id),
+                odds=[
+                    s.GamePrizeOdds(
+                        prize_id=o.prize_id,
+                        name=o.name,
+                        reward=o.reward,
+                        probability=o.probability,
+                        remaining=o.remaining,
+                    )
+                    for o in odds
+                ],
+                questions=[
+                    s.QuizQuestionOut(id=q.id, text=q.text, choices=list(q.choices)) for q in questions
+                ],
+                status=s.GameStatusOut(
+                    free_turns_left=status.free_turns_left,
+                    bonus_turns=status.bonus_turns,
+                    plays_today=status.plays_today,
+                    plays_total=status.plays_total,
+                    points_per_play=status.points_per_play,
+                    can_play=status.can_play,
+                    reason=status.reason,
+                ),
+            )
+        )
+    return s.GameList(items=items)
+
+
+async def _play_out(call: Call, result: PlayResult) -> s.PlayOut:
+    prize = result.prize
+    return s.PlayOut(
+        play_id=result.play_id,
+        game_id=result.campaign_id,
+        won=result.won,
+        prize=s.PrizeOut(id=prize.id, name=prize.name, reward=prize.reward, points=prize.points)
+        if prize
+        else None,
+        points_awarded=result.points_awarded,
+        points_spent=result.points_spent,
+        voucher=voucher_out(result.voucher) if result.voucher is not None else None,
+        paid_with=result.paid,
+        score=result.score,
+        questions=result.questions,
+        correct_answers=result.correct_answers,
+        balance=await call.loyalty.ledger.balance(result.customer_id),
+    )
+
+
+async def play_game(call: Call) -> tuple[int, s.PlayOut]:
+    customer = await call.customer()
+    key = call.idempotency_key or secrets.token_hex(16)
+    result = await call.loyalty.games.play(customer.id, call.path["game_id"], key=key)
+    return 201, await _play_out(call, result)
+
+
+async def answer_quiz(call: Call) -> tuple[int, s.PlayOut]:
+    body: s.QuizAnswers = call.body
+    customer = await call.customer()
+    key = call.idempotency_key or secrets.token_hex(16)
+    result = await call.loyalty.games.answer_quiz(
+        customer.id, call.path["game_id"], dict(body.answers), key=key
+    )
+    return 201, await _play_out(call, result)
 
 
 # ------------------------------------------------------------------------------------------ table
@@ -636,5 +719,37 @@ ENDPOINTS: Final[list[Endpoint]] = [
     ),
     Endpoint(
         "GET", "/me/export", export, "Every personal data held, as JSON", "privacy", errors=_AUTH_ERRORS
+    ),
+    Endpoint(
+        "GET",
+        "/games",
+        games,
+        "The live games, their odds and the customer's turns",
+        "games",
+        response=s.GameList,
+        errors=_AUTH_ERRORS,
+    ),
+    Endpoint(
+        "POST",
+        "/games/{game_id}/plays",
+        play_game,
+        "Play an instant-win game once (the same Idempotency-Key plays once)",
+        "games",
+        response=s.PlayOut,
+        status=201,
+        idempotent=True,
+        errors=(*_AUTH_ERRORS, 400, 404, 409, 422),
+    ),
+    Endpoint(
+        "POST",
+        "/games/{game_id}/quiz-answers",
+        answer_quiz,
+        "Answer a quiz: checked on the server, the score picks the prize",
+        "games",
+        body=s.QuizAnswers,
+        response=s.PlayOut,
+        status=201,
+        idempotent=True,
+        errors=(*_AUTH_ERRORS, 400, 404, 409, 413, 415, 422),
     ),
 ]

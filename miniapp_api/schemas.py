@@ -291,6 +291,80 @@ class ErasureOut(_Response):
     finished_at: datetime | None
 
 
+# ============================================================================ games
+class GameStatusOut(_Response):
+    free_turns_left: int
+    bonus_turns: int
+    plays_today: int
+    plays_total: int
+    points_per_play: int = Field(description="points a play costs once the free turns are used")
+    can_play: bool
+    reason: str | None = Field(description="why not, as a stable code (game_no_turns...)")
+
+
+class GamePrizeOdds(_Response):
+    prize_id: str
+    name: str
+    reward: Literal["points", "voucher", "nothing"]
+    probability: float
+    remaining: int | None
+
+
+class QuizQuestionOut(_Response):
+    id: str
+    text: str
+    choices: list[str]
+
+
+class GameOut(_Response):
+    id: str
+    kind: str
+    name: str
+    description: str
+    starts_at: datetime
+    ends_at: datetime
+    commitment: str = Field(description="SHA-256 of the server seed, published before the draws")
+    odds: list[GamePrizeOdds]
+    questions: list[QuizQuestionOut] = Field(description="quiz only: questions and choices, never answers")
+    status: GameStatusOut
+
+
+class GameList(_Response):
+    items: list[GameOut]
+
+
+class PrizeOut(_Response):
+    id: str
+    name: str
+    reward: Literal["points", "voucher", "nothing"]
+    points: int
+
+
+class PlayOut(_Response):
+    play_id: str
+    game_id: str
+    won: bool
+    prize: PrizeOut | None
+    points_awarded: int
+    points_spent: int
+    voucher: VoucherOut | None
+    paid_with: str | None = Field(description="the turn used: free, granted or points")
+    score: int | None
+    questions: int | None
+    correct_answers: dict[str, int] | None
+    balance: int
+
+
+class QuizAnswers(_Request):
+    answers: Annotated[
+        dict[
+            Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],
+            Annotated[int, Field(ge=0, le=20)],
+        ],
+        Field(min_length=1, max_length=50),
+    ]
+
+
 # ============================================================================ integrations
 class IntegrationCustomer(_Request):
     phone: Annotated[str, Field(min_length=8, max_length=20, pattern=r"^\+?[0-9 .-]+$")] | None = None

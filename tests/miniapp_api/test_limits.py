@@ -70,7 +70,7 @@ async def test_the_openapi_document_and_the_docs_page(api: Client) -> None:
     assert document["openapi"] == "3.1.0"
     operations = {(m.upper(), p) for p, ops in document["paths"].items() for m in ops}
     assert ("POST", f"{API}/auth/login") in operations and ("DELETE", f"{API}/me") in operations
-    assert len(operations) == 20
+    assert len(operations) == 23
     assert "Profile" in document["components"]["schemas"]
     integrations = await (await api.get("/api/integrations/v1/openapi.json")).json()
     assert "/api/integrations/v1/orders/{order_id}/complete" in integrations["paths"]

@@ -3,6 +3,9 @@ phone becomes the same customer as the Mini App one."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from loyalty.clock import FrozenClock
 from loyalty.customers import Identity
 from tests.fakes.zalo_graph import FakeZaloGraph
 from tests.miniapp_api.conftest import API, TOKEN, USER, Client, bearer, login, loyalty_of
@@ -38,7 +41,7 @@ async def test_the_phone_code_is_exchanged_and_the_number_attached(
 
 
 async def test_a_chat_customer_with_the_same_phone_becomes_the_same_customer(
-    api: Client, graph: tuple[FakeZaloGraph, str]
+    api: Client, graph: tuple[FakeZaloGraph, str], clock: FrozenClock
 ) -> None:
     fake, _ = graph
     loyalty = loyalty_of(api)
@@ -46,6 +49,7 @@ async def test_a_chat_customer_with_the_same_phone_becomes_the_same_customer(
     chat, _ = await loyalty.customers.get_or_create(Identity(channel="zalo", user_id="6618469916374226710"))
     await loyalty.verify_phone(chat.id, "0912 345 678", source="chat")
     await loyalty.ledger.earn(chat.id, 120, key="test:chat-points", reason="order")
+    clock.advance(timedelta(days=3))  # the Mini App login comes later: the chat customer is the older
 
     session = await login(api)
     assert session["customer"]["id"] != chat.id
