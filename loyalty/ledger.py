@@ -63,6 +63,8 @@ STALE_AFTER: Final = timedelta(seconds=30)
 COMPACT_AFTER: Final = timedelta(minutes=10)
 COMPACT_AT_LENGTH: Final = 64  # journal items before a wallet read triggers a compaction
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+# The watermark of a frozen wallet (a customer being merged, merged or erased): every apply is refused.
+FROZEN: Final = datetime(9999, 12, 31, tzinfo=UTC)
 _VERSION_RETRIES: Final = 50
 _KEY_MAX: Final = 200
 

@@ -15,6 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from loyalty.customers import Customer, Identity, MergeRecord
+from loyalty.ledger import EPOCH, FROZEN
 from storage.clients import Document
 from storage.ledger import CUSTOMERS, new_wallet
 
@@ -133,15 +134,33 @@ class MongoCustomerRepository:
         return [_merge(doc) async for doc in cursor]
 
     async def freeze(self, from_id: str, into_id: str) -> bool:
+        """Mark the source as merging and freeze its wallet: the watermark goes to the end of time, so
+        every ledger apply (which requires ``cb <= created_at``) is refused from here on. The open
+        watermark is kept in ``cb_open`` for the survivor."""
         result = await self._customers.update_one(
             {
                 "_id": from_id,
                 "status": {"$in": ["active", "merging"]},
                 "merged_into": {"$in": [None, into_id]},
+                "wallet.cb": {"$lt": FROZEN},
             },
-            {"$set": {"status": "merging", "merged_into": into_id}},
+            [
+                {
+                    "$set": {
+                        "status": "merging",
+                        "merged_into": into_id,
+                        "wallet.cb_open": "$wallet.cb",
+                        "wallet.cb": FROZEN,
+                    }
+                }
+            ],
         )
-        return result.matched_count == 1
+        if result.matched_count == 1:
+            return True
+        frozen = await self._customers.count_documents(
+            {"_id": from_id, "merged_into": into_id, "wallet.cb": FROZEN}, limit=1
+        )
+        return frozen == 1
 
     async def move_wallet(self, from_id: str, into_id: str) -> int:
         """Add the (frozen) source wallet to the survivor once, then empty the source."""
@@ -163,11 +182,11 @@ class MongoCustomerRepository:
                     "wallet.journal": {"$each": wallet.get("journal") or []},
                     "merged_from": from_id,
                 },
-                "$max": {"wallet.cb": wallet.get("cb")},
+                "$max": {"wallet.cb": wallet.get("cb_open") or EPOCH},
             },
         )
         # Only once the survivor has it (a resumed merge finds `merged_from` and skips the line above).
-        emptied = new_wallet() | {"v": wallet.get("v", 0) + 1}
+        emptied = new_wallet() | {"v": wallet.get("v", 0) + 1, "cb": FROZEN}  # merged: frozen for good
         await self._customers.update_one({"_id": from_id, "status": "merging"}, {"$set": {"wallet": emptied}})
         return int(wallet["balance"])
 
@@ -235,6 +254,7 @@ class MongoCustomerRepository:
             {
                 "$set": {
                     "status": "erased",
+                    "wallet.cb": FROZEN,  # the amounts stay, frozen: nothing is earned or spent any more
                     "identities": [],
                     "tags": [],
                     "following": {},

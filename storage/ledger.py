@@ -102,9 +102,10 @@ class MongoLedgerRepository:
         return _wallet(doc) if doc is not None else None
 
     async def apply(self, entry: LedgerEntry, change: WalletChange, *, version: int | None) -> bool:
+        # No `status` condition: a customer being merged or erased has a frozen wallet (its watermark
+        # at the end of time), which the `cb` condition refuses. One condition fewer on the hot path.
         query: Document = {
             "_id": entry.customer_id,
-            "status": "active",
             "wallet.journal.k": {"$ne": entry.key},
             "wallet.cb": {"$lte": entry.created_at},
         }
@@ -123,7 +124,7 @@ class MongoLedgerRepository:
         if change.lots is not None:
             update["$set"] = {"wallet.lots": [_lot_doc(lot) for lot in change.lots]}
         # The `_id` index, always: it is the one that matches, and naming it spares the planner weighing
-        # the (status, tier) index (measured on SecantusDB: ~5% more updates/s with the hint).
+        # the others (measured on SecantusDB: ~5% more updates/s with the hint).
         result = await self._customers.update_one(query, update, hint=[("_id", 1)])
         return result.modified_count == 1
 
