@@ -99,3 +99,31 @@ class FakeZaloGraph:
         if entry is None or entry[0] != token:
             return web.json_response({"error": -14003, "message": "code is invalid or expired"})
         return web.json_response({"data": {"number": entry[1]}, "error": 0, "message": "Success"})
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the fake on its own, so the Mini App API can be tried with curl against ``make run``:
+
+    ``python -m tests.fakes.zalo_graph --port 8090 --user demo-token:5521772797175877:An
+    --phone demo-phone-code:demo-token:84912345678`` (app secret: ``--secret``, default as in tests).
+    """
+    import argparse  # noqa: PLC0415 - only the command line needs it
+
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.zalo_graph", description=main.__doc__)
+    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--secret", default=FakeZaloGraph.app_secret, help="the ZALO_APP_SECRET to expect")
+    parser.add_argument("--user", action="append", default=[], metavar="TOKEN:ID[:NAME]")
+    parser.add_argument("--phone", action="append", default=[], metavar="CODE:TOKEN:NUMBER")
+    args = parser.parse_args(argv)
+    fake = FakeZaloGraph(app_secret=args.secret)
+    for spec in args.user:
+        token, user_id, *name = spec.split(":", 2)
+        fake.add_user(token, user_id, name[0] if name else None)
+    for spec in args.phone:
+        code, token, number = spec.split(":", 2)
+        fake.add_phone_code(code, token, number)
+    web.run_app(fake.app(), host="127.0.0.1", port=args.port)
+
+
+if __name__ == "__main__":
+    main()
