@@ -379,7 +379,6 @@ class GameRepository(Protocol):
         """Insert ``record``; if the play id exists, the stored record instead."""
         ...
 
-    async def set_paid(self, play_id: str, paid: TurnKind) -> None: ...
     async def record_draw(
         self,
         play_id: str,
@@ -389,8 +388,10 @@ class GameRepository(Protocol):
         table: Sequence[TableLine],
         prize: PrizeSnapshot | None,
         excluded: Sequence[str],
+        paid: TurnKind | None,
     ) -> bool:
-        """Set the draw of a pending play whose round is ``expected_round``; True if this call did."""
+        """Set the draw (and the turn that paid for it) of a pending play whose round is
+        ``expected_round``; True if this call did."""
         ...
 
     async def finish_play(
@@ -799,12 +800,11 @@ class GameService:
                 raise
             raise refusal(decided.error_code, decided.error_message) from error
         voucher = await self.vouchers.by_key(record.earn_key) if _wins_voucher(record) else None
-        await self.repo.finish_play(
-            record.play_id,
-            "completed",
-            at=self.clock.now(),
-            voucher_code=voucher.code if voucher is not None else None,
-        )
+        now = self.clock.now()
+        code = voucher.code if voucher is not None else None
+        if await self.repo.finish_play(record.play_id, "completed", at=now, voucher_code=code):
+            done = record.model_copy(update={"state": "completed", "finished_at": now, "voucher_code": code})
+            return await self._result(done, campaign)
         decided = await self._reload(record.play_id)
         if decided.state == "rolled_back":  # a concurrent attempt with the key was refused first
             await self._compensate(decided)
@@ -813,9 +813,7 @@ class GameService:
 
     async def _effects(self, record: PlayRecord, campaign: GameCampaign) -> PlayRecord:
         paid = await self._take_turn(record, campaign)
-        if record.paid != paid:
-            await self.repo.set_paid(record.play_id, paid)
-            record = record.model_copy(update={"paid": paid})
+        record = record.model_copy(update={"paid": paid})  # stored with the draw
         if paid == "points":
             await self.ledger.spend(
                 record.customer_id,
@@ -893,15 +891,18 @@ class GameService:
             value = draw_value(await self._seed(campaign.id), record.play_id, next_round)
             chosen = campaign.prize(pick(value, table))
         snapshot = PrizeSnapshot.of(chosen) if chosen is not None else None
-        await self.repo.record_draw(
+        won = await self.repo.record_draw(
             record.play_id,
             expected_round=record.round,
             round_no=next_round,
             table=table,
             prize=snapshot,
             excluded=record.excluded,
+            paid=record.paid,
         )
-        # Won or lost, the stored draw is the one that counts (a concurrent attempt may have drawn).
+        if won:
+            return record.model_copy(update={"round": next_round, "table": table, "prize": snapshot})
+        # A concurrent attempt with the key drew first: its draw is the one that counts.
         return await self._reload(record.play_id)
 
     async def _table_in_force(

@@ -163,9 +163,6 @@ class MongoGameRepository:
             return stored
         return record
 
-    async def set_paid(self, play_id: str, paid: TurnKind) -> None:
-        await self.plays_.update_one({"_id": play_id, "state": "pending"}, {"$set": {"paid": paid}})
-
     async def record_draw(
         self,
         play_id: str,
@@ -175,6 +172,7 @@ class MongoGameRepository:
         table: Sequence[TableLine],
         prize: PrizeSnapshot | None,
         excluded: Sequence[str],
+        paid: TurnKind | None,
     ) -> bool:
         result = await self.plays_.update_one(
             {"_id": play_id, "state": "pending", "round": expected_round},
@@ -184,6 +182,7 @@ class MongoGameRepository:
                     "table": [line.model_dump() for line in table],
                     "prize": None if prize is None else prize.model_dump(),
                     "excluded": list(excluded),
+                    "paid": paid,
                 }
             },
         )

@@ -240,7 +240,14 @@ async def test_a_sold_out_prize_leaves_the_draw_and_the_weights_renormalise(
         campaign(
             cost={"free_turns_per_day": 10},
             prizes=[
-                {"id": "top", "name": "Top", "reward": "points", "points": 100, "weight": 1000, "stock": 1},
+                {
+                    "id": "top",
+                    "name": "Top",
+                    "reward": "points",
+                    "points": 100,
+                    "weight": 1_000_000_000,
+                    "stock": 1,
+                },
                 {"id": "none", "name": "Nothing", "reward": "nothing", "weight": 1},
             ],
         )
@@ -251,7 +258,7 @@ async def test_a_sold_out_prize_leaves_the_draw_and_the_weights_renormalise(
     later = await games.repo.play(results[-1].play_id)
     assert later is not None and [line.prize_id for line in later.table] == ["none"]
     odds = {line.prize_id: line for line in await games.odds("wheel")}
-    assert odds["top"].remaining == 0 and odds["top"].probability == pytest.approx(1000 / 1001)
+    assert odds["top"].remaining == 0 and odds["top"].probability == pytest.approx(1 - 1e-9)
 
 
 async def test_every_prize_sold_out_refuses_before_anything_moves(build: Build, core: Loyalty) -> None:
@@ -281,7 +288,7 @@ async def test_daily_stock_comes_back_the_next_day(build: Build, core: Loyalty, 
                     "name": "Top",
                     "reward": "points",
                     "points": 9,
-                    "weight": 1000,
+                    "weight": 1_000_000_000,
                     "daily_stock": 1,
                 },
                 {"id": "none", "name": "Nothing", "reward": "nothing", "weight": 1},
@@ -306,7 +313,7 @@ async def test_the_budget_caps_the_value_given(build: Build, core: Loyalty) -> N
                     "name": "Drink",
                     "reward": "voucher",
                     "voucher_template": "free_drink",
-                    "weight": 1000,
+                    "weight": 1_000_000_000,
                     "value_vnd": 45_000,
                 },
                 {"id": "none", "name": "Nothing", "reward": "nothing", "weight": 1},
@@ -540,7 +547,10 @@ async def test_report_and_export(build: Build, core: Loyalty) -> None:
         "none": 0.6,
     }
     rows = [row async for row in games.export_rows("wheel")]
-    assert len(rows) == 40 and rows[0]["weights"].startswith("top=1 small=3 none=6")
+    assert len(rows) == 40
+    # the top prize (stock 1) leaves the table once won
+    assert {row["weights"] for row in rows} <= {"top=1 small=3 none=6", "small=3 none=6"}
+    assert sum(1 for row in rows if row["prize_id"] == "top") <= 1
     assert rows[0]["time_local"].endswith("+07:00")
 
 
