@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from loyalty.clock import FrozenClock
@@ -291,3 +292,23 @@ async def test_consents_export_and_erasure(api: Client) -> None:
         await loyalty.customers.by_identity(Identity(channel="miniapp", user_id="5521772797175877"))
         is not None
     )
+
+
+async def test_concurrent_requests_with_one_idempotency_key_make_one_order(api: Client) -> None:
+    session = await login(api)
+    headers = {**bearer(session), "Idempotency-Key": "double-tap"}
+    payload = {"items": [{"product_id": "ca-phe-sua-da", "qty": 1}]}
+
+    answers = await asyncio.gather(
+        *(api.post(f"{API}/orders", json=payload, headers=headers) for _ in range(5))
+    )
+
+    statuses = sorted(a.status for a in answers)
+    assert set(statuses) <= {201, 409} and statuses.count(201) >= 1
+    for answer in answers:
+        if answer.status == 409:
+            assert (await answer.json())["error"]["code"] == "idempotency_in_progress"
+            assert answer.headers["Retry-After"] == "1"
+    ids = {(await a.json())["id"] for a in answers if a.status == 201}
+    assert len(ids) == 1
+    assert len(await loyalty_of(api).orders.list_for(session["customer"]["id"])) == 1
