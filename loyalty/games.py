@@ -141,6 +141,7 @@ class PlayRecord(BaseModel):
     table: tuple[TableLine, ...] = ()
     prize: PrizeSnapshot | None = None
     excluded: tuple[str, ...] = ()  # prizes found sold out while taking their stock
+    final: bool = False  # the draw's stock is taken and no later round may replace it
     answers: dict[str, int] | None = None  # quiz
     score: int | None = None  # quiz
     finished_at: datetime | None = None
@@ -328,6 +329,11 @@ def pick(value: int, table: Sequence[TableLine]) -> str:
     raise AssertionError("unreachable: the ticket is below the total")  # pragma: no cover
 
 
+def budget_key(play_id: str, prize_id: str) -> str:
+    """What holds a play's share of the budget: per prize, so a unit given back is the one taken."""
+    return f"{play_id}:{prize_id}"
+
+
 def commitment_of(seed: bytes) -> str:
     return hashlib.sha256(seed).hexdigest()
 
@@ -391,7 +397,11 @@ class GameRepository(Protocol):
         paid: TurnKind | None,
     ) -> bool:
         """Set the draw (and the turn that paid for it) of a pending play whose round is
-        ``expected_round``; True if this call did."""
+        ``expected_round`` and whose draw is not final; True if this call did."""
+        ...
+
+    async def finalize_draw(self, play_id: str, *, round_no: int) -> bool:
+        """Make the draw of round ``round_no`` final (a pending play still at that round); True if so."""
         ...
 
     async def finish_play(
@@ -861,20 +871,35 @@ class GameService:
         raise GameNoTurns("the turn could not be taken (too many plays at once)")
 
     async def _draw(self, record: PlayRecord, campaign: GameCampaign) -> PlayRecord:
-        """Record the draw, then take the drawn prize's stock (and budget); a sold-out prize is excluded
-        and the play draws again. Returns the record with the prize it keeps."""
-        for _ in range(len(campaign.prizes) + _TAKE_ROUNDS):
+        """Record the draw, take the drawn prize's stock (and budget), then make the draw *final* with one
+        conditional update; a sold-out prize is excluded and the play draws again. Only a final draw is
+        granted, and no round can replace a final draw, so two attempts with one key (a double tap) can
+        never grant two different prizes: the attempt that loses the race gives back what it took."""
+        for _ in range(2 * len(campaign.prizes) + _TAKE_ROUNDS):
+            if record.final:
+                return record
             if record.round is None or (record.prize is None and record.kind != "quiz"):
                 record = await self._decide(record, campaign)
                 continue
             prize = record.prize
-            if prize is None:  # a quiz score below every prize
-                return record
-            configured = campaign.prize(prize.id)
-            if configured is None or await self._take_prize(record, campaign, configured):
-                return record
-            record = record.model_copy(update={"prize": None, "excluded": (*record.excluded, prize.id)})
-            record = await self._decide(record, campaign)
+            configured = campaign.prize(prize.id) if prize is not None else None
+            if (
+                prize is not None
+                and configured is not None
+                and not await self._take_prize(record, campaign, configured)
+            ):
+                record = record.model_copy(update={"prize": None, "excluded": (*record.excluded, prize.id)})
+                record = await self._decide(record, campaign)
+                continue
+            assert record.round is not None
+            if await self.repo.finalize_draw(record.play_id, round_no=record.round):
+                return record.model_copy(update={"final": True})
+            stored = (await self._reload(record.play_id)).model_copy(update={"paid": record.paid})
+            if stored.final and stored.round == record.round:
+                return stored
+            if prize is not None and (stored.prize is None or stored.prize.id != prize.id):
+                await self._give_back_prize(record.campaign_id, prize, record.play_id, record.day)
+            record = stored
         raise GameSoldOut("every prize is out of stock")
 
     async def _decide(self, record: PlayRecord, campaign: GameCampaign) -> PlayRecord:
@@ -940,7 +965,9 @@ class GameService:
             and await self.repo.take_stock(campaign.id, prize, record.play_id, record.day) is Take.FULL
         ):
             if budgeted:
-                await self.repo.give_back_budget(campaign.id, prize.value_vnd, record.play_id)
+                await self.repo.give_back_budget(
+                    campaign.id, prize.value_vnd, budget_key(record.play_id, prize.id)
+                )
             return False
         return True
 
@@ -954,10 +981,13 @@ class GameService:
         )
         await self.ledger.reverse(record.spend_key, key=f"{record.spend_key}:reverse", reason="game_refunded")
         if record.prize is not None:
-            await self.repo.give_back_stock(record.campaign_id, record.prize, record.play_id, record.day)
-            if record.prize.value_vnd > 0:
-                await self.repo.give_back_budget(record.campaign_id, record.prize.value_vnd, record.play_id)
+            await self._give_back_prize(record.campaign_id, record.prize, record.play_id, record.day)
         await self.repo.give_back_turn(record.campaign_id, record.customer_id, record.play_id)
+
+    async def _give_back_prize(self, campaign_id: str, prize: PrizeSnapshot, play_id: str, day: str) -> None:
+        await self.repo.give_back_stock(campaign_id, prize, play_id, day)
+        if prize.value_vnd > 0:
+            await self.repo.give_back_budget(campaign_id, prize.value_vnd, budget_key(play_id, prize.id))
 
     async def _reload(self, play_id: str) -> PlayRecord:
         record = await self.repo.play(play_id)

@@ -175,7 +175,7 @@ class MongoGameRepository:
         paid: TurnKind | None,
     ) -> bool:
         result = await self.plays_.update_one(
-            {"_id": play_id, "state": "pending", "round": expected_round},
+            {"_id": play_id, "state": "pending", "round": expected_round, "final": {"$ne": True}},
             {
                 "$set": {
                     "round": round_no,
@@ -185,6 +185,13 @@ class MongoGameRepository:
                     "paid": paid,
                 }
             },
+        )
+        return result.modified_count == 1
+
+    async def finalize_draw(self, play_id: str, *, round_no: int) -> bool:
+        result = await self.plays_.update_one(
+            {"_id": play_id, "state": "pending", "round": round_no, "final": {"$ne": True}},
+            {"$set": {"final": True}},
         )
         return result.modified_count == 1
 
