@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from bot import Router
-from handlers import checkin, menu, onboarding, points, referral, wallet
+from handlers import checkin, games, menu, onboarding, points, referral, wallet
 
 
 def build_router() -> Router:
@@ -18,5 +18,6 @@ def build_router() -> Router:
     root.include_router(points.build_router())
     root.include_router(wallet.build_router())
     root.include_router(referral.build_router())
+    root.include_router(games.build_router())
     root.include_router(menu.build_router())
     return root

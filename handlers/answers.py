@@ -1,5 +1,6 @@
 """The answers of the flows, as replies built from the loyalty core: points, vouchers, rewards, check-in,
-referral. Routers send them; onboarding sends them too, when a question waited for the phone number."""
+referral, the list of games. Routers send them; onboarding sends them too, when a question waited for the
+phone number."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from typing import Any
 
 from bot import Button, Buttons
 from bot.replies import Card, Reply
-from handlers.common import MAX_CARDS, REDEEM_PAYLOAD, REWARD_PAYLOAD, Speaker
+from handlers.common import GAME_PAYLOAD, MAX_CARDS, REDEEM_PAYLOAD, REWARD_PAYLOAD, Speaker
 from loyalty.clock import LOCAL_TZ
 from loyalty.core import Loyalty
 from loyalty.customers import Customer
 from loyalty.errors import CheckinError, LoyaltyError
+from loyalty.games import PlayerStatus
+from loyalty.program import GameCampaign
 from loyalty.referral import ReferralAward
 
 log = logging.getLogger("loyalty.handlers")
@@ -108,9 +111,10 @@ def confirm_reward(
 async def checkin(
     loyalty: Loyalty, say: Speaker, customer: Customer, code: str, *, channel: str
 ) -> tuple[list[Reply | str], str | None]:
-    """Scan a token (from a QR ref) or a typed short code; the replies, and the refusal's code if any."""
+    """Scan a token (from a QR ref) or a typed short code; the replies, and the refusal's code if any.
+    Through the core's ``scan_checkin``, so live games grant their turns per check-in."""
     try:
-        result = await loyalty.checkin.scan(customer.id, code, channel=channel)
+        result = await loyalty.scan_checkin(customer.id, code, channel=channel)
     except CheckinError as error:
         return [say.menu(say("checkin_refused", code=error.code))], error.code
     except LoyaltyError as error:  # a voucher or ledger refusal passed through
@@ -161,3 +165,48 @@ async def referral_award(loyalty: Loyalty, say: Speaker, award: ReferralAward | 
         with contextlib.suppress(LoyaltyError):  # voided since: the text says enough
             out.append(say.voucher_card(await loyalty.vouchers.get(referral.referee_voucher)))
     return out
+
+
+def next_turn(status: PlayerStatus) -> str | None:
+    """What the customer's next play uses, as the engine takes turns: a free turn of the day, then a
+    granted one, then one bought with points; ``None`` when none is left."""
+    if status.free_turns_left > 0:
+        return "free"
+    if status.bonus_turns > 0:
+        return "bonus"
+    return "points" if status.points_per_play > 0 else None
+
+
+def game_facts(campaign: GameCampaign, status: PlayerStatus, customer: Customer) -> dict[str, Any]:
+    """The values the game templates show: turns left, the price of a turn, why it cannot be played."""
+    return {
+        "name": campaign.name,
+        "kind": campaign.kind,
+        "description": campaign.description,
+        "free_left": status.free_turns_left,
+        "bonus": status.bonus_turns,
+        "cost": status.points_per_play,
+        "next_turn": next_turn(status),
+        "reason": status.reason,
+        "needs_phone": campaign.eligibility.phone_verified and customer.phone is None,
+        "questions": len(campaign.questions),
+    }
+
+
+async def games(loyalty: Loyalty, say: Speaker, customer: Customer) -> list[Reply | str]:
+    """The live games as cards (the turns left or the price of a turn, or why it cannot be played now),
+    each with a button to its play screen."""
+    campaigns = await loyalty.games.live_campaigns()
+    if not campaigns:
+        return [say.menu(say("game_none"))]
+    cards: list[Reply | str] = []
+    for campaign in campaigns[:MAX_CARDS]:
+        status = await loyalty.games.status(customer.id, campaign.id)
+        cards.append(
+            Card(
+                title=campaign.name,
+                subtitle=say("game_card", **game_facts(campaign, status, customer)),
+                buttons=(Button.postback(say("game_button_open"), f"{GAME_PAYLOAD}:{campaign.id}"),),
+            )
+        )
+    return [say("game_list_intro", count=len(campaigns)), *cards]

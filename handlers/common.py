@@ -37,6 +37,10 @@ CHECKIN_PAYLOAD: Final = "sl:checkin"
 REWARD_PAYLOAD: Final = "sl:reward"  # sl:reward:<reward id>: show the confirm step
 REDEEM_PAYLOAD: Final = "sl:redeem"  # sl:redeem:<reward id>:<nonce>: confirmed
 CANCEL_PAYLOAD: Final = "sl:cancel"
+GAMES_PAYLOAD: Final = "sl:games"  # the list of live games (also the Messenger persistent menu's entry)
+GAME_PAYLOAD: Final = "sl:game"  # sl:game:<campaign id>: the play screen (a quiz: its first question)
+PLAY_PAYLOAD: Final = "sl:play"  # sl:play:<campaign id>:<nonce>:<choice>: play (the nonce is the key)
+QUIZ_PAYLOAD: Final = "sl:quiz"  # sl:quiz:<campaign id>:<nonce>:<question index>:<choice index>
 
 # The main menu: (copy key of the title, payload). Five entries: Zalo shows five buttons at most and
 # Messenger thirteen quick replies, so the menu is never degraded to numbered text.

@@ -13,8 +13,8 @@
 - **Unfollow** marks the customer as not following (campaigns only message followers).
 
 FSM data: ``tries`` (wrong numbers), ``then`` (the question to answer once the phone is known:
-``points``, ``vouchers``, ``rewards``, ``referral``), ``checkin`` (a check-in token or short code kept
-from a QR), ``welcome_shown`` (the welcome voucher code already shown in this conversation).
+``points``, ``vouchers``, ``rewards``, ``referral``, ``games``), ``checkin`` (a check-in token or short
+code kept from a QR), ``welcome_shown`` (the welcome voucher code already shown in this conversation).
 """
 
 from __future__ import annotations
@@ -168,6 +168,7 @@ CONTINUATIONS: Final = {
     "vouchers": answers.vouchers,
     "rewards": answers.rewards,
     "referral": answers.referral_info,
+    "games": answers.games,
 }
 
 
