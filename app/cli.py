@@ -32,6 +32,7 @@ from app.apikey_cli import add_apikey_command
 from app.chat import build_dispatcher, chat_worker
 from app.embedded import EmbeddedServerError
 from app.factory import QuietProbesAccessLogger, create_app
+from app.games_cli import add_games_command
 from app.jobs import JobRunner
 from app.logs import configure_logging
 from app.platform_cli import add_platform_commands
@@ -53,7 +54,7 @@ EX_CONFIG: Final = 78
 EX_INTERRUPTED: Final = 130  # 128 + SIGINT, as shells report it
 
 # The commands that run the loyalty program: they validate PROGRAM_FILE before starting anything.
-PROGRAM_COMMANDS: Final = frozenset({"serve", "worker", "qr", "reconcile", "jobs"})
+PROGRAM_COMMANDS: Final = frozenset({"serve", "worker", "qr", "reconcile", "jobs", "games"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.set_defaults(run=_chat)
 
     add_qr_command(commands)
+    add_games_command(commands)
     add_apikey_command(commands)
     add_platform_commands(commands)
     add_admin_commands(commands)

@@ -17,7 +17,7 @@ import jinja2
 from aiohttp import web
 from aiohttp.web_log import AccessLogger
 
-from app import keys, zalo_oauth
+from app import games_page, keys, zalo_oauth
 from app.chat import QueuedUpdates, ZnsReceipts, build_dispatcher, chat_worker
 from app.jobs import JobRunner
 from app.middlewares import MAX_BODY_BYTES, request_middleware
@@ -65,6 +65,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, worker: bool =
     app.router.add_static("/static/", ASSETS_DIR, name="static", append_version=True)
     _register_platform_webhooks(app, settings)
     setup_miniapp(app, settings)  # /api/miniapp/v1, /api/integrations/v1 (after the resources' ctx)
+    games_page.register(app)  # /games/{campaign}/fairness: published odds, seed commitment, verification
     if settings.emulator_on:
         emulator.register(app)
         log.info("chat emulator on at %s/emulator (EMULATOR_ENABLED=false turns it off)", settings.base_url)

@@ -25,6 +25,7 @@ CHUNK = 500
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # ~2-5 minutes on this 2-core machine (about 10 database round trips a play)
 async def test_5000_concurrent_plays_give_exactly_the_50_top_prizes(
     db: AsyncDatabase[Document], program: Program, clock: FrozenClock
 ) -> None:
