@@ -6,7 +6,7 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ("bench.queue", "bench.dispatch", "bench.ingest", "bench.ledger")
+BENCHMARKS = ("bench.queue", "bench.dispatch", "bench.ingest", "bench.ledger", "bench.games")
 
 
 def main() -> int:

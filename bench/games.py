@@ -1,0 +1,195 @@
+"""Minigames: plays per second through ``GameService.play`` against the raw operations a play needs.
+
+A play (free turn, a prize table with one limited prize) is, on the engine's side: the play looked up by
+its id, inserted ``pending``, the customer read (eligibility), the player read and its turn taken by one
+conditional pipeline update, the stock read (the table in force), the draw recorded, made final and the
+play finished (three conditional updates on the play); a limited prize adds one conditional stock update
+and a points prize the ledger's two writes. The raw side runs the same reads and writes on the same
+server, on documents of the same shape, with no models, no validation and no HMAC: the ratio shows what
+the engine itself costs. Both sides run ``--concurrency`` customers at once, each playing one play after
+the other (a worker handles one user at a time), on the embedded SecantusDB (``--sync-on-commit``), in
+alternating rounds; the best round of each counts. A last check proves no prize was oversold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from app.embedded import EmbeddedMongo
+from app.loyalty import build_loyalty
+from loyalty.clock import SystemClock
+from loyalty.customers import Identity
+from loyalty.games import GameService, play_id_for
+from loyalty.program import GameCampaign, load_program
+from storage.clients import Document, create_mongo_client
+from storage.games import MongoGameRepository
+from storage.indexes import ensure_indexes
+
+TOP_STOCK = 50
+
+
+def _campaign(plays_each: int, rounds: int) -> GameCampaign:
+    now = datetime.now(UTC)
+    return GameCampaign.model_validate(
+        {
+            "id": "bench",
+            "kind": "wheel",
+            "name": "Bench",
+            "starts_at": now - timedelta(days=1),
+            "ends_at": now + timedelta(days=1),
+            "cost": {"free_turns_per_day": plays_each * rounds},
+            "rate_limit": {"plays": 10_000, "seconds": 1},
+            "prizes": [
+                {"id": "top", "name": "Top", "weight": 1, "stock": TOP_STOCK},
+                {"id": "none", "name": "Nothing", "weight": 99},
+            ],
+        }
+    )
+
+
+async def _ours(games: GameService, customers: list[str], plays_each: int, round_no: int) -> float:
+    async def one(cid: str) -> None:
+        for n in range(plays_each):
+            await games.play(cid, "bench", key=f"r{round_no}-{n}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(cid) for cid in customers))
+    return len(customers) * plays_each / (time.perf_counter() - started)
+
+
+async def _raw(db: AsyncDatabase[Document], customers: list[str], plays_each: int, round_no: int) -> float:
+    plays, players, stock, people = (
+        db["raw_game_plays"],
+        db["raw_game_players"],
+        db["raw_game_stock"],
+        db["customers"],
+    )
+    await stock.update_one(
+        {"_id": "bench:top"}, {"$setOnInsert": {"remaining": TOP_STOCK, "held": []}}, upsert=True
+    )
+
+    async def one(cid: str) -> None:
+        player_id = f"bench:{cid}"
+        await players.update_one(
+            {"_id": player_id},
+            {"$setOnInsert": {"plays": 0, "day": "", "day_plays": 0, "held": []}},
+            upsert=True,
+        )
+        for n in range(plays_each):
+            play_id = play_id_for("bench", cid, f"raw{round_no}-{n}")
+            now = datetime.now(UTC)
+            await plays.find_one({"_id": play_id})
+            await plays.insert_one(
+                {
+                    "_id": play_id,
+                    "customer_id": cid,
+                    "campaign_id": "bench",
+                    "state": "pending",
+                    "round": None,
+                    "created_at": now,
+                    "day": "2026-12-01",
+                    "table": [],
+                    "prize": None,
+                    "final": False,
+                }
+            )
+            await people.find_one({"_id": cid})
+            await players.find_one({"_id": player_id})
+            await players.update_one(
+                {"_id": player_id, "held.id": {"$ne": play_id}},
+                [
+                    {
+                        "$set": {
+                            "plays": {"$add": ["$plays", 1]},
+                            "day": "2026-12-01",
+                            "held": {"$concatArrays": ["$held", [{"id": play_id, "paid": "free"}]]},
+                        }
+                    }
+                ],
+            )
+            await stock.find({"_id": {"$in": ["bench:top"]}}).to_list()
+            await plays.update_one(
+                {"_id": play_id, "state": "pending", "round": None},
+                {
+                    "$set": {
+                        "round": 0,
+                        "table": [{"prize_id": "none", "weight": 99}],
+                        "prize": {"id": "none"},
+                    }
+                },
+            )
+            await plays.update_one(
+                {"_id": play_id, "round": 0, "final": {"$ne": True}}, {"$set": {"final": True}}
+            )
+            await plays.update_one(
+                {"_id": play_id, "state": "pending"}, {"$set": {"state": "completed", "finished_at": now}}
+            )
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(cid) for cid in customers))
+    return len(customers) * plays_each / (time.perf_counter() - started)
+
+
+async def run(url: str, *, concurrency: int, plays_each: int, rounds: int) -> None:
+    client = create_mongo_client(url)
+    db = client["bench_games"]
+    await client.drop_database("bench_games")
+    await ensure_indexes(db)
+    program = load_program()
+    game = _campaign(plays_each, rounds)
+    core = build_loyalty(
+        db,
+        program.model_copy(update={"games": (game,)}),
+        SystemClock(),
+        secret_key="bench-secret-key-0123456789abcdef",
+    )
+    games = GameService(
+        MongoGameRepository(db),
+        core.ledger,
+        core.vouchers,
+        core.customers,
+        core.program,
+        SystemClock(),
+        seed_source=lambda cid: hashlib.sha256(cid.encode()).digest(),
+    )
+    customers = []
+    for n in range(concurrency):
+        customer, _ = await core.customers.get_or_create(Identity(channel="zalo", user_id=f"bench{n}"))
+        customers.append(customer.id)
+    best_ours = best_raw = 0.0
+    for round_no in range(rounds):
+        raw = await _raw(db, customers, plays_each, round_no)
+        ours = await _ours(games, customers, plays_each, round_no)
+        best_raw, best_ours = max(best_raw, raw), max(best_ours, ours)
+        print(f"round {round_no}: engine {ours:7.1f} plays/s   raw {raw:7.1f} plays/s", flush=True)
+    winners = await db["game_plays"].count_documents({"prize.id": "top"})
+    top = await db["game_stock"].find_one({"_id": "bench:top"})
+    left = TOP_STOCK if top is None else top["remaining"]
+    assert left >= 0 and winners == TOP_STOCK - left, (winners, left)
+    print(f"plays: {await db['game_plays'].count_documents({})}, top prize winners {winners} of {TOP_STOCK}")
+    print(f"engine_plays_per_s={best_ours:.1f} raw_plays_per_s={best_raw:.1f}")
+    print(f"ratio_vs_raw={best_ours / best_raw:.2f}")
+    await client.drop_database("bench_games")
+    await client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--plays", type=int, default=15, help="plays per customer per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    args, _ = parser.parse_known_args()
+    with tempfile.TemporaryDirectory() as data, EmbeddedMongo(Path(data)) as server:
+        asyncio.run(run(server.url, concurrency=args.concurrency, plays_each=args.plays, rounds=args.rounds))
+
+
+if __name__ == "__main__":
+    main()
