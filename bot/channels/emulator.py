@@ -30,6 +30,9 @@ def emulator_account(flavor: str) -> str:
     return f"{EMULATOR_ACCOUNT_PREFIX}{flavor}"
 
 
+MAX_WAIT_MS: Final = 4_000
+
+
 class EmulatorOutbox:
     """One capped Redis stream of rendered replies per emulator conversation, kept for a day."""
 
@@ -68,9 +71,15 @@ class EmulatorOutbox:
     async def read(
         self, account_id: str, user_id: str, *, after: str = "0-0", wait_ms: int = 0, count: int = 100
     ) -> list[tuple[str, dict[str, Any]]]:
-        """Replies after entry ``after``, waiting up to ``wait_ms`` for one when there are none yet."""
+        """Replies after entry ``after``, waiting up to ``wait_ms`` for one when there are none yet.
+
+        The wait is capped at :data:`MAX_WAIT_MS`: a blocking read must end before the Redis client's
+        socket timeout (5 s), or redis-py gives up on the connection with ``TimeoutError`` (a 500 for
+        the page's long poll, which simply asks again after an empty answer).
+        """
         name = self.stream(account_id, user_id)
-        response: Any = await self.redis.xread({name: after}, count=count, block=wait_ms or None)
+        block = min(wait_ms, MAX_WAIT_MS) or None
+        response: Any = await self.redis.xread({name: after}, count=count, block=block)
         if not response:
             return []
         _stream, entries = response[0]

@@ -185,3 +185,9 @@ async def test_a_handlers_replies_reach_the_outbox(redis: Redis) -> None:
     assert result.handled and result.error is None
     assert [reply["type"] for _, reply in entries] == ["text", "numbered"]
     assert entries[0][1]["text"] == "Bạn muốn làm gì?"
+
+
+async def test_a_long_wait_ends_empty_before_the_redis_client_gives_up(redis: Redis) -> None:
+    """A page asking to wait 20 s must get an empty answer, not the client's socket timeout (5 s)."""
+    outbox = EmulatorOutbox(redis)
+    assert await outbox.read("oa", "nobody-writes-here", wait_ms=20_000) == []

@@ -67,21 +67,29 @@ async def as_user(page: Page, user: str) -> None:
 async def test_a_person_chats_with_the_bot_in_the_browser(page: Page) -> None:
     await as_user(page, "browser-1")
 
-    # follow → the welcome, with a button
+    # follow → the welcome, and the question for the phone
     await page.click("[data-testid=follow]")
     welcome = page.locator("li.bot").first
     await welcome.wait_for()
     assert "Demo Café" in await welcome.inner_text()
+    await page.locator("li.bot", has_text="Chia sẻ số điện thoại").wait_for()
 
-    # a typed message → the fallback
-    await page.fill("[data-testid=text]", "điểm của tôi")
+    # a typed phone number → saved, and the welcome voucher
+    await page.fill("[data-testid=text]", "0912 345 678")
     await page.click("[data-testid=send]")
-    await page.locator("li.me", has_text="điểm của tôi").wait_for()
-    await page.locator("li.bot", has_text="chưa hiểu").wait_for()
+    await page.locator("li.me", has_text="0912 345 678").wait_for()
+    await page.locator("li.bot", has_text="đã được lưu").wait_for()
+    await page.locator("li.bot", has_text="Quà chào mừng").wait_for()
 
-    # pressing the welcome's button → a postback → help
-    await welcome.locator("[data-testid=choice]").click()
-    await page.locator("li.bot", has_text="Bạn có thể nhắn").wait_for()
+    # "diem" without diacritics → the points
+    await page.fill("[data-testid=text]", "diem")
+    await page.click("[data-testid=send]")
+    await page.locator("li.bot", has_text="bạn có 0 điểm").wait_for()
+
+    # something the bot does not know → the fallback, never silence
+    await page.fill("[data-testid=text]", "hôm nay trời đẹp")
+    await page.click("[data-testid=send]")
+    await page.locator("li.bot", has_text="chưa hiểu").wait_for()
 
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "emulator-zalo.png"
@@ -98,16 +106,16 @@ async def test_the_conversation_survives_a_reload(page: Page) -> None:
 
     # the same user (kept in localStorage) sees the history again
     assert await page.input_value("[data-testid=user]") == "browser-2"
-    await page.locator("li.bot", has_text="Demo Café").wait_for()
+    await page.locator("li.bot", has_text="Cảm ơn bạn đã quan tâm Demo Café").wait_for()
 
 
 async def test_the_chosen_platform_is_used_and_kept(page: Page) -> None:
     await page.select_option("[data-testid=flavor]", "messenger")
     await as_user(page, "browser-3")
     await page.click("[data-testid=follow]")
-    await page.locator("li.bot", has_text="Demo Café").wait_for()
+    await page.locator("li.bot", has_text="Cảm ơn bạn đã quan tâm Demo Café").wait_for()
 
     await page.reload()
 
     assert await page.input_value("[data-testid=flavor]") == "messenger"
-    await page.locator("li.bot", has_text="Demo Café").wait_for()
+    await page.locator("li.bot", has_text="Cảm ơn bạn đã quan tâm Demo Café").wait_for()
