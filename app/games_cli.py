@@ -183,6 +183,13 @@ async def _verify(games: GameService, campaign_id: str) -> int:
 
 
 async def _save(games: GameService, file: Path) -> int:
+    data = await asyncio.to_thread(_read_campaign, file)
+    campaign = await games.save_campaign(data)
+    _out(f"saved {campaign.id}; commitment {await games.commitment(campaign.id)}")
+    return EX_OK
+
+
+def _read_campaign(file: Path) -> dict[str, Any]:
     try:
         if file.stat().st_size > MAX_CAMPAIGN_FILE:
             raise GameInvalid(f"{file}: larger than {MAX_CAMPAIGN_FILE} bytes")
@@ -192,6 +199,4 @@ async def _save(games: GameService, file: Path) -> int:
         raise GameInvalid(f"{file}: cannot read a campaign: {error}") from None
     if not isinstance(data, dict):
         raise GameInvalid(f"{file}: a campaign is a mapping of fields (id, kind, prizes...)")
-    campaign = await games.save_campaign(data)
-    _out(f"saved {campaign.id}; commitment {await games.commitment(campaign.id)}")
-    return EX_OK
+    return data
