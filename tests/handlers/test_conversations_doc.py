@@ -7,6 +7,8 @@ The test fails when the committed document differs from what the flows say now. 
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import os
 import re
 from collections.abc import Awaitable, Callable
@@ -17,9 +19,11 @@ from typing import Any
 from bot import Buttons, ContactShared, Dispatcher, Follow, Message, Postback, QuickReplies, Referral
 from bot.replies import Card, Reply, RequestPhone
 from bot.types import Attachment, BaseUpdate
+from handlers.games import nonce_of, play_key
 from loyalty.clock import FrozenClock
 from loyalty.core import Loyalty
 from loyalty.customers import Identity
+from loyalty.games import SeedRecord, TableLine, commitment_of, draw_value, pick, play_id_for
 from tests.handlers.conftest import Outbox, make
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "conversations.md"
@@ -73,8 +77,10 @@ class Transcript:
         self.lines: list[str] = []
         self.last: list[Reply] = []
 
-    async def say(self, kind: type[BaseUpdate], **fields: Any) -> list[Reply]:
+    async def say(self, kind: type[BaseUpdate], *, event_id: str | None = None, **fields: Any) -> list[Reply]:
         update = make(kind, user=self.user, channel=self.channel, **fields)
+        if event_id is not None:  # a known event id: the nonce of the screen it shows is known in advance
+            update = update.model_copy(update={"event_id": event_id})
         await self.dp.feed_update(update)
         self.last = self.outbox.take()
         self.lines.append(f"> 🧑 {describe(update)}")
@@ -85,16 +91,20 @@ class Transcript:
         self.lines.append("")
         return self.last
 
-    def button(self, title_part: str) -> tuple[str, str]:
+    def button(self, title_part: str, card: str | None = None) -> tuple[str, str]:
         for reply in self.last:
+            if card is not None and not (isinstance(reply, Card) and reply.title == card):
+                continue
             for button in [*getattr(reply, "buttons", ()), *getattr(reply, "options", ())]:
                 if title_part in button.title and button.payload:
                     return button.title, button.payload
         raise AssertionError(f"no button {title_part!r} in {self.last}")
 
-    async def press(self, title_part: str) -> list[Reply]:
-        title, payload = self.button(title_part)
-        return await self.say(Postback, payload=payload, title=title)
+    async def press(
+        self, title_part: str, *, event_id: str | None = None, card: str | None = None
+    ) -> list[Reply]:
+        title, payload = self.button(title_part, card)
+        return await self.say(Postback, payload=payload, title=title, event_id=event_id)
 
 
 async def flows(
@@ -171,7 +181,95 @@ async def flows(
             t,
         )
     )
+
+    # The draws are made by the engine from the campaign's seed; the doc fixes the seeds so that the
+    # transcript stays the same from run to run (the play ids come from the screens' event ids).
+    await fix_seed(
+        loyalty, "vong-quay-tet", customer.id, {"doc-wheel-1": "giam-50k", "doc-wheel-2": "diem-20"}
+    )
+    await fix_seed(loyalty, "mo-qua", customer.id, {"doc-gift-1": "diem-50"})
+    t = Transcript(dp, outbox, "zalo", "zalo-an")
+    await t.say(Message, text="choi game")
+    await t.press("Chơi ngay", event_id="doc-wheel-1")
+    await t.press("Quay")
+    await t.press("Chơi lượt nữa", event_id="doc-wheel-2")
+    await t.press("Quay")
+    await t.press("Trò chơi khác")
+    boxes = await t.press("Chơi ngay", event_id="doc-gift-1", card="Mở hộp quà")
+    await t.press("Hộp 2")
+    t.last = boxes  # a second tap on the same screen
+    await t.press("Hộp 3")
+    out.append(("7. Minigames (Zalo)",
+                "\"choi game\" lists the live games with the turns left; the wheel's free turn of the day "
+                "wins a voucher, the next turn is bought with 20 points; the gift boxes' turn was granted by "
+                "the check-in of flow 4. The prize is drawn on the server: the box chosen changes the words "
+                "only, and a second tap (box 3) shows the same play. (This document fixes the campaigns' "
+                "seeds so that the draws do not change from one generation to the next.)", t))  # fmt: skip
+
+    await loyalty.games.save_campaign(DOC_QUIZ | {"starts_at": clock.now() - timedelta(days=1),
+                                                  "ends_at": clock.now() + timedelta(days=30)})  # fmt: skip
+    t = Transcript(dp, outbox, "messenger", "psid-lan")
+    await t.say(Message, text="trò chơi")
+    await t.press("Chơi ngay", card="Đố vui cà phê")
+    await t.press("Sữa đặc")
+    await t.press("Trà")
+    await t.press("7 giờ")
+    out.append(("8. A quiz (Messenger)",
+                "A quiz saved at runtime (`loyalty.games.save_campaign`): one question at a time as quick "
+                "replies, the answers checked by the core after the last one, and only then the right ones "
+                "shown.", t))  # fmt: skip
     return out
+
+
+DOC_QUIZ: dict[str, Any] = {
+    "id": "do-vui",
+    "kind": "quiz",
+    "name": "Đố vui cà phê",
+    "description": "Đúng cả ba câu: một phiếu giảm 50.000đ.",
+    "prizes": [
+        {
+            "id": "giam-50k",
+            "name": "Phiếu giảm 50.000đ",
+            "reward": "voucher",
+            "voucher_template": "discount_50k",
+        },
+        {"id": "diem-10", "name": "10 điểm thưởng", "reward": "points", "points": 10},
+    ],
+    "questions": [
+        {
+            "id": "q1",
+            "text": "Cà phê sữa đá pha với gì?",
+            "choices": ["Sữa đặc", "Sữa tươi", "Kem"],
+            "answer": 0,
+        },
+        {"id": "q2", "text": "Bạc xỉu có nhiều gì hơn?", "choices": ["Cà phê", "Sữa", "Trà"], "answer": 1},
+        {"id": "q3", "text": "Quán mở cửa lúc mấy giờ?", "choices": ["6 giờ", "7 giờ", "8 giờ"], "answer": 1},
+    ],
+    "score_prizes": [{"min_score": 3, "prize": "giam-50k"}, {"min_score": 2, "prize": "diem-10"}],
+}
+
+
+async def fix_seed(loyalty: Loyalty, campaign_id: str, customer_id: str, wanted: dict[str, str]) -> None:
+    """Store a seed for the campaign under which the plays of the screens shown by these event ids draw
+    the wanted prizes (first rounds, every prize in stock)."""
+    campaign = await loyalty.games.campaign(campaign_id)
+    table = tuple(TableLine(prize_id=p.id, weight=p.weight) for p in campaign.prizes if p.weight > 0)
+    play_ids = {
+        play_id_for(campaign.id, customer_id, play_key(nonce_of(e))): prize for e, prize in wanted.items()
+    }
+    for n in itertools.count():
+        seed = hashlib.sha256(f"doc:{campaign_id}:{n}".encode()).digest()
+        if all(pick(draw_value(seed, pid, 0), table) == prize for pid, prize in play_ids.items()):
+            break
+    record = SeedRecord(
+        campaign_id=campaign.id,
+        seed=seed.hex(),
+        commitment=commitment_of(seed),
+        created_at=loyalty.clock.now(),
+    )
+    assert (await loyalty.games.repo.create_seed(record)).seed == seed.hex(), (
+        "the campaign had a seed already"
+    )
 
 
 def render_doc(played: list[tuple[str, str, Transcript]], secrets: dict[str, str]) -> str:

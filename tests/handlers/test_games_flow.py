@@ -300,7 +300,8 @@ async def test_a_check_in_from_the_chat_grants_a_turn(
     assert "Check-in thành công" in texts(outbox.take())
 
     (screen,) = await open_screen(dispatcher, outbox, "mo-qua")
-    assert isinstance(screen, Buttons) and "Lượt này dùng 1 lượt được tặng (còn 1 lượt)" in screen.text
+    assert isinstance(screen, Buttons)
+    assert "Lượt này dùng 1 lượt được tặng (bạn đang có 1 lượt được tặng)" in screen.text
 
 
 async def test_a_tier_or_followers_only_game_says_who_it_is_for(
