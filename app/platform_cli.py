@@ -32,6 +32,7 @@ from bot.channels.errors import ConfigurationError, TokenError
 from bot.channels.messenger import DEFAULT_LOCALE, MessengerClient, MessengerProfile
 from bot.i18n import Messages
 from handlers.common import (
+    GAMES_PAYLOAD,
     GET_STARTED_PAYLOAD,
     HELP_PAYLOAD,
     POINTS_PAYLOAD,
@@ -49,9 +50,6 @@ EX_CONFIG: Final = 78
 PROFILE_LOCALES: Final = {"vi": DEFAULT_LOCALE, "en": "en_US"}
 
 
-#: The games flow's payload (the minigames land with their issue; until a handler answers it, the menu's
-#: unknown-button handler does).
-GAMES_PAYLOAD: Final = "sl:games"
 #: The Page's persistent menu: (copy key of the title, payload), the top-level flows and help.
 PERSISTENT_MENU: Final = (
     ("menu_points", POINTS_PAYLOAD),
