@@ -12,8 +12,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
 from app.loyalty import build_loyalty
+from app.paths import MESSAGES_DIR
 from bot import Buttons, ContactShared, Dispatcher, Follow, Message, Postback, QuickReplies
 from bot.fsm.storage import StorageKey
+from bot.i18n import Messages
 from bot.replies import Card, Reply, RequestPhone
 from handlers.games import GameQuiz
 from loyalty.clock import FrozenClock
@@ -477,3 +479,51 @@ async def test_english_customers_play_in_english(
     assert "pick one of the three gift boxes" in texts(screen)
     result = await press(dispatcher, outbox, payload(screen, "Box 1"))
     assert "You open box 1" in texts(result) and "Better luck next time" in texts(result)
+
+
+async def test_points_spent_elsewhere_after_the_screen_are_a_refusal_at_the_press(
+    dispatcher: Dispatcher, outbox: Outbox, loyalty: Loyalty, db: AsyncDatabase[Document]
+) -> None:
+    await save(loyalty, campaign("mua", "wheel", cost={"free_turns_per_day": 0, "points": 25}))
+    customer = await onboard(dispatcher, outbox)
+    await loyalty.ledger.earn(customer.id, 30, key="order:g1", reason="order")
+    screen = await open_screen(dispatcher, outbox, "mua")
+    await loyalty.ledger.spend(customer.id, 10, key="pos:g1", reason="reward")
+
+    answer = await press(dispatcher, outbox, payload(screen, "Quay"))
+
+    assert 'Mỗi lượt "Trò mua" cần 25 điểm, bạn đang có 20 điểm' in texts(answer)
+    assert await loyalty.ledger.balance(customer.id) == 20
+    assert [p["state"] for p in await plays_of(db, customer)] == ["rolled_back"]
+
+
+async def test_a_game_not_started_yet_says_when(
+    dispatcher: Dispatcher, outbox: Outbox, loyalty: Loyalty
+) -> None:
+    await save(loyalty, campaign("sap", "wheel", starts_at=START + timedelta(days=2)))
+    await onboard(dispatcher, outbox)
+    assert "chưa có trò chơi nào" in texts(await press(dispatcher, outbox, "sl:games"))
+    (answer,) = await open_screen(dispatcher, outbox, "sap")
+    assert '"Trò sap" sẽ bắt đầu lúc 10:00 03/12/2026' in texts([answer])
+
+
+REFUSALS = (
+    "game_not_eligible", "game_no_turns", "game_daily_limit", "game_limit_reached", "game_sold_out",
+    "game_ended", "game_not_started", "game_rate_limited", "insufficient_points", "limit_reached",
+    "game_not_found",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("locale", ["vi", "en"])
+def test_every_refusal_has_its_own_message_in_both_locales(locale: str) -> None:
+    copy = Messages([MESSAGES_DIR])
+    values: dict[str, Any] = {
+        "brand": "Cà Phê Sữa", "name": "Vòng quay", "kind": "wheel", "cost": 20, "balance": 5,
+        "min_tier": None, "followers_only": False, "per_day": 3, "free_per_day": 1, "per_checkin": 1,
+        "per_order": 1, "starts": "10:00 03/12/2026",
+    }  # fmt: skip
+    generic = copy("game_refused", locale, code="customer_inactive", **values)
+    shown = [copy("game_refused", locale, code=code, **values) for code in REFUSALS]
+    assert generic not in shown
+    assert len(set(shown)) == len(REFUSALS)
+    assert all(text.strip() for text in shown)
