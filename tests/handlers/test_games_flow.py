@@ -527,3 +527,26 @@ def test_every_refusal_has_its_own_message_in_both_locales(locale: str) -> None:
     assert generic not in shown
     assert len(set(shown)) == len(REFUSALS)
     assert all(text.strip() for text in shown)
+
+
+async def test_long_quiz_choices_are_listed_in_the_question_and_numbered_on_the_buttons(
+    dispatcher: Dispatcher, outbox: Outbox, loyalty: Loyalty
+) -> None:
+    long_choices = ["Cà phê phin pha với sữa đặc", "Trà sen ướp hoa lài buổi sáng"]
+    quiz = QUIZ | {
+        "id": "dai",
+        "questions": [{"id": "q1", "text": "Món nào?", "choices": long_choices, "answer": 0}],
+    }
+    await save(loyalty, quiz | {"score_prizes": [{"min_score": 1, "prize": "diem"}]})
+    await onboard(dispatcher, outbox)
+
+    _intro, q1 = await open_screen(dispatcher, outbox, "dai")
+
+    assert isinstance(q1, QuickReplies)
+    assert q1.text == "❓ Câu 1/1: Món nào?\n1. Cà phê phin pha với sữa đặc\n2. Trà sen ướp hoa lài buổi sáng"
+    assert [o.title for o in q1.options] == [
+        "1. Cà phê phin pha với sữa đặc",
+        "2. Trà sen ướp hoa lài buổi sáng",
+    ]
+    result = await press(dispatcher, outbox, q1.options[0].payload)
+    assert "Bạn trả lời đúng 1/1 câu." in texts(result) and "Bạn nhận được 10 điểm" in texts(result)
