@@ -348,7 +348,9 @@ class PlayOut(_Response):
     points_awarded: int
     points_spent: int
     voucher: VoucherOut | None
-    paid_with: str | None = Field(description="the turn used: free, granted or points")
+    paid_with: str | None = Field(
+        description="the turn used: free, bonus (granted by an order or a check-in) or points"
+    )
     score: int | None
     questions: int | None
     correct_answers: dict[str, int] | None

@@ -130,7 +130,9 @@ async def test_rewards_are_redeemed_once_per_idempotency_key(api: Client) -> Non
     assert wrong.status == 422
 
 
-async def test_orders_are_priced_by_the_server_with_a_voucher_and_idempotency(api: Client) -> None:
+async def test_orders_are_priced_by_the_server_with_a_voucher_and_idempotency(
+    api: Client, clock: FrozenClock
+) -> None:
     session = await login(api)
     loyalty = loyalty_of(api)
     cid = session["customer"]["id"]
@@ -173,6 +175,7 @@ async def test_orders_are_priced_by_the_server_with_a_voucher_and_idempotency(ap
         assert response.status == 422 and (await response.json())["error"]["code"] == code, bad
     assert len(await loyalty.orders.list_for(cid)) == 1
 
+    clock.advance(timedelta(minutes=5))  # a later order: newest first is decided by time
     await api.post(
         f"{API}/orders", json={"items": [{"product_id": "banh-mi", "qty": 1}]}, headers=bearer(session)
     )
