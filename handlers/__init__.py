@@ -13,7 +13,15 @@ def build_router() -> Router:
     """Every flow, in the order they are tried: onboarding first (its phone-capture state must win over
     keywords), the catch-all menu and fallback last."""
     root = Router(name="handlers")
-    root.include_router(onboarding.build_router())
+    flow_words = (
+        *checkin.CHECKIN_WORDS,
+        *points.POINTS_WORDS,
+        *wallet.VOUCHER_WORDS,
+        *wallet.REWARD_WORDS,
+        *referral.REFERRAL_WORDS,
+        *games.GAME_WORDS,
+    )
+    root.include_router(onboarding.build_router(flow_words))
     root.include_router(checkin.build_router())
     root.include_router(points.build_router())
     root.include_router(wallet.build_router())

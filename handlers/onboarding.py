@@ -20,6 +20,7 @@ code kept from a QR), ``welcome_shown`` (the welcome voucher code already shown 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, Final
 
@@ -39,6 +40,7 @@ from bot import (
     StatesGroup,
     Text,
     Unfollow,
+    invert,
 )
 from bot.i18n import Messages
 from bot.replies import Reply
@@ -227,8 +229,12 @@ def is_escape(update: Any) -> bool:
     return bool(text) and fold(text) in ESCAPE_WORDS
 
 
-def build_router() -> Router:
+def build_router(flow_words: Sequence[str] = ()) -> Router:
+    """:param flow_words: the keywords of the other flows ("điểm", "chơi game"...): while the phone is
+    asked for, such a text goes on to its flow (which asks for the phone again where it needs it)
+    instead of being taken for a wrong number."""
     router = Router(name="onboarding")
+    not_a_flow = invert(Text(*flow_words)) if flow_words else (lambda update: True)
 
     @router.follow()
     async def on_follow(
@@ -295,7 +301,7 @@ def build_router() -> Router:
         await state.set_state(None)
         await state.update_data(tries=0, then=None)
 
-    @router.message(StateFilter(Signup.phone), lambda update: bool(update.text))
+    @router.message(StateFilter(Signup.phone), lambda update: bool(update.text), not_a_flow)
     async def typed_phone_when_asked(
         *,
         message: Message,

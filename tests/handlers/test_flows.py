@@ -107,6 +107,20 @@ async def test_three_wrong_numbers_then_the_menu(
     assert customer is not None and customer.phone is None
 
 
+async def test_a_flow_keyword_while_the_phone_is_asked_goes_to_its_flow(
+    dispatcher: Dispatcher, outbox: Outbox
+) -> None:
+    await dispatcher.feed_update(make(Follow))
+    outbox.take()
+
+    await dispatcher.feed_update(make(Message, text="diem"))
+    replies = outbox.take()
+
+    # the points flow answers (it needs the phone first, so it asks for it), not "a wrong number"
+    assert "lần thử" not in texts(replies)
+    assert isinstance(replies[-1], RequestPhone)
+
+
 async def test_a_landline_gets_its_own_correction(dispatcher: Dispatcher, outbox: Outbox) -> None:
     await dispatcher.feed_update(make(Follow))
     outbox.take()
