@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Final
@@ -27,8 +28,9 @@ from bot.outbox import RedisOutbox
 from bot.types import BaseUpdate, Channel
 from handlers import build_router
 from storage.platform_tokens import MongoTokenStore
-from storage.queue import CoalescingPublisher, Delivery, Event, EventQueue
+from storage.queue import CoalescingPublisher, Delivery, EventQueue
 from storage.zns_deliveries import ZnsDeliveries
+from webhooks.common import Prepared
 from webhooks.zalo import ZnsDeliveryStatus
 
 log = logging.getLogger("loyalty.chat")
@@ -41,29 +43,47 @@ TRANSIENT: Final = (ConnectionError, TimeoutError, ConnectionFailure, RedisConne
 
 
 class QueuedUpdates:
-    """The :class:`~bot.sink.UpdateSink` of this app: chat updates as ``chat.update`` queue events.
+    """The :class:`~webhooks.common.PreparedSink` of this app: chat updates as ``chat.update`` queue events.
 
     The dedupe id is the platform's event id within its channel and account; the ordering key is the
-    user, so one user's updates are handled in order.
+    user, so one user's updates are handled in order. Events are encoded for the queue here, on the
+    caller's turn of the loop, and published together by a :class:`CoalescingPublisher`.
     """
 
     def __init__(self, queue: EventQueue) -> None:
         self.queue = queue
         self.publisher = CoalescingPublisher(queue)
 
+    def submit(self, prepared: Sequence[Prepared]) -> asyncio.Future[list[str | None]]:
+        encode = self.queue.encode
+        return self.publisher.submit(
+            [
+                encode(
+                    CHAT_UPDATE,
+                    f"{p.channel}:{p.account_id}:{p.user_id}",
+                    p.json,
+                    f"{p.channel}:{p.account_id}:{p.event_id}",
+                )
+                for p in prepared
+            ]
+        )
+
     async def publish(self, updates: Sequence[BaseUpdate]) -> list[bool]:
-        # (this runs for every webhook delivery: the channel is a StrEnum, so it is its own value, and the
-        # model's serializer is called directly, skipping model_dump_json's keyword handling)
-        events = [
-            Event(
-                kind=CHAT_UPDATE,
-                key=f"{update.channel}:{update.account_id}:{update.user_id}",
-                data=update.__pydantic_serializer__.to_json(update),
-                dedupe_id=f"{update.channel}:{update.account_id}:{update.event_id}",
-            )
-            for update in updates
-        ]
-        return [entry is not None for entry in await self.publisher.publish(events)]
+        # the channel is a StrEnum, so it is its own value; the model's serializer is called directly,
+        # skipping model_dump_json's keyword handling
+        encode = self.queue.encode
+        entries = await self.publisher.submit(
+            [
+                encode(
+                    CHAT_UPDATE,
+                    f"{update.channel}:{update.account_id}:{update.user_id}",
+                    update.__pydantic_serializer__.to_json(update),
+                    f"{update.channel}:{update.account_id}:{update.event_id}",
+                )
+                for update in updates
+            ]
+        )
+        return [entry is not None for entry in entries]
 
 
 def channel_clients(resources: Resources) -> dict[str, ChannelClient]:

@@ -9,6 +9,11 @@
 The load generator is wrk (Debian's ``wrk``: ``make bench`` installs it when missing) with a Lua
 script that cycles through pre-signed deliveries, each with its own message id, so every request is a
 new event that must be queued. Both servers get the same connections and duration.
+
+Besides req/s (noisy on a shared machine: wrk, the server and Redis share the cores with whatever else
+runs), each row reports the server's CPU time per request: utime + stime of the server process (and, for
+ours, of its embedded Redis) from ``/proc/<pid>/stat`` over the measured run, divided by the requests
+wrk completed. That figure barely moves with the machine's load.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import textwrap
 import time
 import urllib.request
 from pathlib import Path
+from typing import Final, NamedTuple
 
 from app.embedded import free_port
 
@@ -122,9 +128,63 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], within: float = 60) -
     raise SystemExit(f"{url} not ready within {within}s")
 
 
+CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` so far (``/proc/<pid>/stat`` fields 14 and 15)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # the name (field 2) may hold spaces
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (``loyalty serve`` starts its embedded servers through a watchdog)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (int(c) for c in (task / "children").read_text().split()):
+            found += [child, *descendants(child)]
+    return found
+
+
+def redis_server(pid: int) -> int | None:
+    """The Redis server below ``pid``, by its executable (the watchdog's arguments name it too)."""
+    for child in descendants(pid):
+        try:
+            if "redis-server" in os.readlink(f"/proc/{child}/exe"):
+                return child
+        except OSError:
+            continue
+    return None
+
+
+class Run(NamedTuple):
+    rate: float
+    p50: float
+    p99: float
+    requests: int
+    cpu_us: float  # the server process's CPU time per request
+    redis_cpu_us: float  # its Redis's, when it has one (nan otherwise)
+
+
+def measure(
+    pid: int, port: int, bodies: Path, script: Path, *, connections: int, seconds: int, offset: int = 0
+) -> Run:
+    """One wrk run against ``port``, with the CPU time ``pid`` (and its Redis child) spent on it."""
+    redis_pid = redis_server(pid)
+    before = cpu_seconds(pid), cpu_seconds(redis_pid) if redis_pid else 0.0
+    rate, p50, p99, requests = run_wrk(
+        port, bodies, script, connections=connections, seconds=seconds, offset=offset
+    )
+    after = cpu_seconds(pid), cpu_seconds(redis_pid) if redis_pid else 0.0
+    per_request = 1e6 / max(requests, 1)
+    redis_us = (after[1] - before[1]) * per_request if redis_pid else float("nan")
+    return Run(rate, p50, p99, requests, (after[0] - before[0]) * per_request, redis_us)
+
+
 def run_wrk(
     port: int, bodies: Path, script: Path, *, connections: int, seconds: int, offset: int = 0
-) -> tuple[float, float, float]:
+) -> tuple[float, float, float, int]:
     env = {**os.environ, "BENCH_BODIES": str(bodies), "BENCH_OFFSET": str(offset)}
     result = subprocess.run(
         [
@@ -147,7 +207,8 @@ def run_wrk(
     if non_2xx:
         raise SystemExit(f"{non_2xx.group(1)} requests were not acknowledged with 200:\n{out}")
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    return rate, _latency(out, "50%"), _latency(out, "99%")
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return rate, _latency(out, "50%"), _latency(out, "99%"), requests
 
 
 def _latency(out: str, quantile: str) -> float:
@@ -198,8 +259,8 @@ def main(argv: list[str] | None = None) -> None:
         try:
             wait_ready(f"http://127.0.0.1:{bare_port}/readyz", bare)
             run_wrk(bare_port, bodies, script, connections=args.connections, seconds=2)  # warm-up
-            bare_rate, bare_p50, bare_p99 = run_wrk(
-                bare_port, bodies, script, connections=args.connections, seconds=args.seconds
+            bare_run = measure(
+                bare.pid, bare_port, bodies, script, connections=args.connections, seconds=args.seconds
             )
         finally:
             stop(bare)
@@ -229,17 +290,27 @@ def main(argv: list[str] | None = None) -> None:
                 seconds=2,
                 offset=args.bodies * 3 // 4,
             )
-            rate, p50, p99 = run_wrk(
-                ours_port, bodies, script, connections=args.connections, seconds=args.seconds
+            ours_run = measure(
+                ours.pid, ours_port, bodies, script, connections=args.connections, seconds=args.seconds
             )
         finally:
             stop(ours)
 
-    print(f"loop: {loop_name}; wrk: 1 thread, {args.connections} connections, {args.seconds}s each")
-    row = "{:<34}{:9,.0f} req/s   p50 {:6.2f} ms   p99 {:6.2f} ms"
-    print(row.format("bare aiohttp (read body, 200)", bare_rate, bare_p50, bare_p99))
-    print(row.format("loyalty serve (verify+queue, 200)", rate, p50, p99))
-    print(f"ratio_vs_bare_aiohttp={rate / bare_rate:.2f}")
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    print(
+        f"loop: {loop_name}; wrk: 1 thread, {args.connections} connections, {args.seconds}s each; load {load}"
+    )
+    row = "{:<34}{:9,.0f} req/s   p50 {:6.2f} ms   p99 {:6.2f} ms   server CPU {:6.1f} us/req"
+    for name, run in (
+        ("bare aiohttp (read body, 200)", bare_run),
+        ("loyalty serve (verify+queue, 200)", ours_run),
+    ):
+        line = row.format(name, run.rate, run.p50, run.p99, run.cpu_us)
+        if run.redis_cpu_us == run.redis_cpu_us:  # not nan
+            line += f" (+ Redis {run.redis_cpu_us:.1f})"
+        print(line)
+    print(f"cpu_per_request_vs_bare_aiohttp={ours_run.cpu_us / bare_run.cpu_us:.2f}")
+    print(f"ratio_vs_bare_aiohttp={ours_run.rate / bare_run.rate:.2f}")
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
-from typing import Any, Final, TypeVar
+from collections.abc import Awaitable, Sequence
+from typing import Any, Final, NamedTuple, Protocol, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -42,7 +42,34 @@ class Counters:
         return self.values.get(counter_key(name, **labels), 0)
 
 
-SINK: Final = web.AppKey("update_sink", UpdateSink)
+class Prepared(NamedTuple):
+    """An update checked on the ack path but not built: who and which event, and the update as the JSON
+    object :data:`bot.UPDATE_ADAPTER` reads (``kind``, the identity fields, ``timestamp`` in ISO 8601,
+    ``raw`` and the kind's fields). The worker builds the model from that JSON, as for every queued update.
+
+    Whoever prepares one guarantees the model can be built from it: its input passed a validation at
+    least as strict as the update's fields (lengths, types), so an acknowledged event is never refused
+    later. This skips building and serialising a pydantic model per event on the path that must answer.
+    """
+
+    channel: str
+    account_id: str
+    user_id: str
+    event_id: str
+    json: bytes
+
+
+class PreparedSink(UpdateSink, Protocol):
+    """An :class:`~bot.sink.UpdateSink` that also queues :class:`Prepared` updates."""
+
+    def submit(self, prepared: Sequence[Prepared]) -> Awaitable[Sequence[str | None]]:
+        """Queue ``prepared`` (a plain call: the hot path awaits the result directly); per update, the
+        queue's id for a new event or ``None`` for a duplicate. The awaitable raises when nothing could
+        be queued."""
+        ...
+
+
+SINK: Final = web.AppKey("update_sink", PreparedSink)
 COUNTERS: Final = web.AppKey("webhook_counters", Counters)
 
 
@@ -97,6 +124,24 @@ async def enqueue(request: web.Request, updates: Sequence[BaseUpdate], *, source
         raise ApiError(503, "queue_unavailable", "the event could not be queued; try again") from error
     new = sum(results)
     queued, duplicate = _outcome_keys(source)
+    counters.add(queued, new)
+    counters.add(duplicate, len(results) - new)
+    return new
+
+
+async def enqueue_prepared(request: web.Request, prepared: Sequence[Prepared], *, source: str) -> int:
+    """:func:`enqueue` for :class:`Prepared` updates (the Messenger webhook's hot path)."""
+    if not prepared:
+        return 0
+    try:
+        results = await request.app[SINK].submit(prepared)
+    except Exception as error:
+        request.app[COUNTERS].inc("webhook_queue_failures_total", source=source)
+        log.error("%s: cannot queue %d update(s): %s: %s", source, len(prepared), type(error).__name__, error)
+        raise ApiError(503, "queue_unavailable", "the event could not be queued; try again") from error
+    new = len(results) - results.count(None)
+    queued, duplicate = _outcome_keys(source)
+    counters = request.app[COUNTERS]
     counters.add(queued, new)
     counters.add(duplicate, len(results) - new)
     return new

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from redis.asyncio import Redis
@@ -180,3 +181,71 @@ async def test_a_failed_batch_fails_every_caller_in_it() -> None:
         await client.aclose()
 
     assert all(isinstance(result, QueueError) for result in results)
+
+
+async def test_publishing_after_redis_forgot_the_script_loads_it_again(redis: Redis) -> None:
+    # given a Redis that lost its scripts (a restart, SCRIPT FLUSH)
+    queue = EventQueue(redis)
+    await queue.publish([_event(1, dedupe="m1")])
+    await redis.script_flush()
+
+    # then the next publish still queues, once
+    ids = await queue.publish([_event(2, dedupe="m2"), _event(1, dedupe="m1")])
+
+    assert ids[0] is not None and ids[1] is None
+    assert await queue.backlog() == 2
+
+
+async def test_a_pooled_connection_killed_by_redis_is_replaced(redis: Redis) -> None:
+    queue = EventQueue(redis)
+    await queue.publish([_event(1, dedupe="m1")])  # leaves a connection in the pool
+    kwargs = redis.connection_pool.connection_kwargs
+    killer = Redis(host=kwargs["host"], port=kwargs["port"], db=kwargs.get("db", 0))
+    try:
+        killed = await killer.client_kill_filter(_type="normal", skipme=True)
+    finally:
+        await killer.aclose()
+    assert killed >= 1
+
+    ids = await queue.publish([_event(2, dedupe="m2")])
+
+    assert ids[0] is not None
+    assert await queue.backlog() == 2
+
+
+async def test_encoded_events_are_read_back_as_published(redis: Redis) -> None:
+    queue = EventQueue(redis)
+    encoded = queue.encode("test.event", "zalo:oa:u1", '{"text":"điểm"}'.encode(), "m1")
+
+    (entry,) = await queue.publish_encoded([encoded])
+    (delivery,) = await queue.read("c1", block_ms=10)
+
+    assert (delivery.entry_id, delivery.kind, delivery.key, delivery.data) == (
+        entry,
+        "test.event",
+        "zalo:oa:u1",
+        {"text": "điểm"},
+    )
+    assert abs(delivery.enqueued_at_ms - time.time() * 1000) < 60_000
+
+
+async def test_one_callers_events_are_answered_together_and_never_split(redis: Redis) -> None:
+    # given a batch limit of 4 and callers of 3 events each
+    publisher = CoalescingPublisher(EventQueue(redis), max_batch=4)
+    callers = [[_event(n * 3 + i, dedupe=f"m{n}-{i}") for i in range(3)] for n in range(5)]
+
+    futures = [publisher.submit([publisher.queue.encode_event(e) for e in events]) for events in callers]
+    results = await asyncio.gather(*futures)
+
+    assert [len(r) for r in results] == [3] * 5 and all(all(r) for r in results)
+    # each call held whole callers and at most 4 events: one call per caller
+    assert publisher.batches == 5
+    deliveries = await EventQueue(redis).read("c1", count=100, block_ms=10)
+    assert [d.data["n"] for d in deliveries] == list(range(15))
+
+
+async def test_an_empty_submit_is_answered_at_once(redis: Redis) -> None:
+    publisher = CoalescingPublisher(EventQueue(redis))
+
+    assert await publisher.submit([]) == []
+    assert publisher.batches == 0

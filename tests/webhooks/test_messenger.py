@@ -805,3 +805,46 @@ def test_the_config_refuses_empty_secrets() -> None:
         MessengerWebhookConfig(app_secret="", verify_token=VERIFY_TOKEN)
     with pytest.raises(ValueError, match="FACEBOOK_VERIFY_TOKEN"):
         MessengerWebhookConfig(app_secret=APP_SECRET, verify_token="")
+
+
+async def test_a_lone_surrogate_escape_is_400_and_nothing_is_queued(client: Client) -> None:
+    # json.loads admits "\ud800" (pydantic-core's parser does not), but no UTF-8 text can hold it: the
+    # update could never be written to the queue, so the delivery is refused before the ack
+    body = fixture_bytes("messages__text").replace(b'"text": "', b'"text": "\\ud800', 1)
+    assert b"\\ud800" in body
+
+    response = await post(client, body)
+
+    assert response.status == 400
+    assert (await response.json())["error"]["code"] == "invalid_request"
+    assert await queued(client) == []
+
+
+async def test_nan_in_a_field_we_do_not_read_is_queued_as_null(client: Client) -> None:
+    body = fixture_bytes("messages__text").replace(b'"message": {', b'"extra": NaN, "message": {', 1)
+    assert b"NaN" in body
+
+    response = await post(client, body)
+
+    assert response.status == 200
+    (update,) = await queued(client)
+    assert update.raw["extra"] is None
+
+
+async def test_ids_at_the_wires_limits_are_queued_and_become_updates(client: Client) -> None:
+    # the longest ids, mid and payload the wire admits still fit the update models the worker builds
+    body = fixture("messaging_postbacks__with_referral")
+    item = body["entry"][0]["messaging"][0]
+    item["sender"] = {"user_ref": "u" * 100}
+    item["recipient"]["id"] = body["entry"][0]["id"] = "9" * 100
+    item["postback"].update(mid="m" * 240, payload="p" * 1000)
+    item["postback"]["referral"]["ref"] = "r" * 1000
+
+    response = await post(client, encode(body))
+
+    assert response.status == 200
+    postback, referral = await queued(client)
+    assert isinstance(postback, Postback) and isinstance(referral, Referral)
+    assert postback.user_id == "user_ref:" + "u" * 100
+    assert referral.event_id == "m" * 240 + ":ref"
+    assert (postback.payload, referral.ref) == ("p" * 1000, "r" * 1000)

@@ -1,9 +1,10 @@
 """``/webhooks/messenger``: the verification handshake (GET) and the event deliveries (POST).
 
 POST, in this order: the raw bytes (the app refuses bodies over 1 MiB with 413), the signature over
-exactly those bytes, JSON, the table of :mod:`.events` over every item of every entry, one ``enqueue``
-for the whole delivery, 200. A delivery is queued whole or not at all: a 400 or 503 queues nothing,
-and Meta resends after a 503 (the queue's dedupe makes the resend safe).
+exactly those bytes, JSON, the table of :mod:`.events` over every item of every entry (updates prepared
+as JSON, not built: the worker builds them), one ``enqueue_prepared`` for the whole delivery, 200. A
+delivery is queued whole or not at all: a 400 or 503 queues nothing, and Meta resends after a 503 (the
+queue's dedupe makes the resend safe).
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ import hmac
 import json
 import logging
 import re
-from datetime import timedelta
 from typing import Final
 
 from aiohttp import web
 from pydantic_core import from_json
 
-from webhooks.common import COUNTERS, ApiError, Counters, enqueue
+from webhooks.common import COUNTERS, ApiError, Counters, enqueue_prepared
 from webhooks.messenger.config import MessengerWebhookConfig
 from webhooks.messenger.events import Batch, InvalidPayload, parse_body
 
@@ -101,8 +101,8 @@ OK_BODY: Final = b'{"ok": true}'
 
 async def receive(request: web.Request) -> web.Response:
     """One delivery: any number of entries, each with any number of ``messaging``/``standby`` items."""
-    config = request.app[CONFIG]
-    counters = request.app[COUNTERS]
+    app = request.app
+    config = app[CONFIG]
     body = await request.read()  # over the app's client_max_size: 413, before anything else
     problem = signature_problem(
         config.app_secret,
@@ -111,27 +111,24 @@ async def receive(request: web.Request) -> web.Response:
         request.headers.get(LEGACY_SIGNATURE_HEADER),
     )
     if problem is not None:
-        counters.inc("webhook_signature_failures_total", source=SOURCE, reason=problem)
+        app[COUNTERS].inc("webhook_signature_failures_total", source=SOURCE, reason=problem)
         log.warning("messenger: refused a delivery of %d bytes: signature %s", len(body), problem)
         raise ApiError(401, "invalid_signature", f"{SIGNATURE_HEADER} is {problem.replace('_', ' ')}")
     try:
         data = parse_json(body)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; RecursionError: deep nesting
-        counters.inc("webhook_invalid_requests_total", source=SOURCE, code="invalid_json")
+        app[COUNTERS].inc("webhook_invalid_requests_total", source=SOURCE, code="invalid_json")
         raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
     try:
-        batch = parse_body(
-            data,
-            now=config.now(),
-            max_age=timedelta(seconds=config.max_age_seconds),
-            page_id=config.page_id,
-        )
+        oldest = int(config.now().timestamp() * 1000) - config.max_age_seconds * 1000
+        batch = parse_body(data, oldest=oldest, page_id=config.page_id)
     except InvalidPayload as error:
-        counters.inc("webhook_invalid_requests_total", source=SOURCE, code="invalid_request")
+        app[COUNTERS].inc("webhook_invalid_requests_total", source=SOURCE, code="invalid_request")
         log.warning("messenger: refused a malformed delivery: %s", error.details[:3])
         raise ApiError(400, "invalid_request", "the delivery is invalid", error.details) from None
-    _count(counters, batch)
-    await enqueue(request, batch.updates, source=SOURCE)  # 503 if the queue cannot take them all
+    if batch.ignored or batch.unknown or batch.stale or batch.ignored_object is not None:
+        _count(app[COUNTERS], batch)
+    await enqueue_prepared(request, batch.updates, source=SOURCE)  # 503 if the queue cannot take them all
     return web.Response(body=OK_BODY, content_type="application/json")
 
 
