@@ -34,7 +34,9 @@ DEDUPE_TTL_SECONDS: Final = 24 * 3600
 MALFORMED_KIND: Final = "queue.malformed"
 
 # KEYS[1] = stream; ARGV = ttl, then per event: dedupe key ('' = no dedupe), kind, key, data, at.
-# Returns, per event, the new entry id, or false when it was a duplicate.
+# Returns, per event, the new entry id, or false when it was a duplicate. The dedupe key is claimed with
+# SET NX (one command instead of EXISTS + SET) and deleted again if the append fails, so a failed append
+# never leaves a dedupe key behind; the error is then the script's reply.
 _PUBLISH: Final = """
 local ttl = tonumber(ARGV[1])
 local result = {}
@@ -42,13 +44,16 @@ local n = 0
 for i = 2, #ARGV, 5 do
   local dedupe = ARGV[i]
   n = n + 1
-  if dedupe ~= '' and redis.call('EXISTS', dedupe) == 1 then
+  if dedupe ~= '' and not redis.call('SET', dedupe, '1', 'NX', 'EX', ttl) then
     result[n] = false
   else
-    local id = redis.call('XADD', KEYS[1], '*',
+    local ok, id = pcall(redis.call, 'XADD', KEYS[1], '*',
       'kind', ARGV[i + 1], 'key', ARGV[i + 2], 'data', ARGV[i + 3], 'at', ARGV[i + 4])
-    if dedupe ~= '' then
-      redis.call('SET', dedupe, id, 'EX', ttl)
+    if not ok then
+      if dedupe ~= '' then
+        redis.call('DEL', dedupe)
+      end
+      return redis.error_reply(type(id) == 'table' and id.err or tostring(id))
     end
     result[n] = id
   end
