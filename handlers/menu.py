@@ -37,7 +37,8 @@ def build_router() -> Router:
     router.message.register(show_menu, Text(*HELP_WORDS))
     router.postback.register(show_menu, Payload(HELP_PAYLOAD))
 
-    @router.message(lambda update: bool(update.text))
+    # an image with a caption gets the attachment reply below, not "I did not understand <the caption>"
+    @router.message(lambda update: bool(update.text) and not update.attachments)
     async def fallback_text(
         message: Message, reply: Sender, copy: Messages, brand: str, program: Program
     ) -> None:
