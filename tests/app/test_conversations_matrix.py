@@ -48,7 +48,7 @@ ZALO_USERS = ("6618469916374226780", "6618469916374226781")
 PSIDS = ("24000000000000080", "24000000000000081")
 EMULATOR_USERS = ("an", "binh")
 NAMES = ("Minh", "Lan")
-SETTLE = 0.8  # seconds: time enough for a wrong extra reply (a duplicate delivery answered) to arrive
+SETTLE = 0.6  # seconds: time enough for a wrong extra reply (a duplicate delivery answered) to arrive
 _mids = itertools.count(1)
 
 
@@ -467,6 +467,11 @@ async def test_onboarding_follow_phone_welcome_voucher_and_refollow(chat: AnyCha
     elif chat.channel == "messenger":
         assert ask.raw["quick_replies"] == [{"content_type": "user_phone_number"}]
 
+    await chat.text("12345")  # a wrong number: a friendly correction and the question again
+    (wrong,) = await chat.count(1)
+    assert wrong.kind == "request_phone"
+    assert '"12345" chưa phải số điện thoại di động hợp lệ.' in wrong.text and "còn 2 lần thử" in wrong.text
+
     await chat.text("0912 345 678", times=2)  # typed, in a common Vietnamese format; delivered twice
     saved, gift, card, menu = await chat.count(4)
     assert "Số +84912***678 đã được lưu vào thẻ thành viên Demo Café" in saved.text
@@ -492,7 +497,16 @@ async def test_onboarding_follow_phone_welcome_voucher_and_refollow(chat: AnyCha
 
 async def test_points_with_and_without_diacritics(chat: AnyChat) -> None:
     loyalty = loyalty_of(chat.client)
-    customer = await onboard(chat, "+84912345601")
+    await chat.text("Điểm")  # before a phone is known: asked for first, then answered
+    (ask,) = await chat.count(1)
+    assert ask.kind == "request_phone" and "Để xem điểm, bạn chia sẻ số điện thoại với Demo Café" in ask.text
+    await chat.contact("+84912345601", times=2)
+    shown = await chat.said(has("⭐ Demo Café: bạn có 0 điểm"))
+    once(shown)
+    assert "Số +84912***601 đã được lưu" in shown[0].text
+    assert sum("Giảm 20.000đ cho đơn đầu tiên" in m.text for m in shown) == 1  # the welcome card
+    customer = await customer_of(chat)
+    assert len(await loyalty.vouchers.list_for(customer.id)) == 1
     await loyalty.ledger.earn(customer.id, 120, key="order:matrix-points", reason="order")
 
     await chat.text("điểm", times=2)
@@ -570,6 +584,21 @@ async def test_qr_check_in_awarded_once(chat: AnyChat) -> None:
     shown = await chat.said(has("Check-in thành công"))
     once(shown)
     assert "📍 Check-in thành công tại q1! +10 điểm. Bạn đang có 10 điểm." in shown[0].text
+    assert await loyalty.ledger.balance(customer.id) == 10
+    assert len(await loyalty.checkin.history(customer.id)) == 1
+
+    if chat.channel == "zalo":  # the same QR again, a new event: its own message, nothing awarded
+        await chat.text(f"#{issued.short_code}")
+    else:
+        await chat.scan(f"checkin.{issued.token}")
+    (used,) = await chat.said(lambda new: bool(new) and bool(new[-1].buttons))
+    assert "Bạn đã check-in bằng mã này rồi." in used.text or "Hôm nay bạn đã check-in đủ lượt" in used.text
+    if chat.channel == "zalo":  # a forged code
+        await chat.text("#ZZZZ9999")
+    else:
+        await chat.scan(f"checkin.{issued.token[:-4]}AAAA")
+    (forged,) = await chat.said(lambda new: bool(new) and bool(new[-1].buttons))
+    assert "Mã check-in này không hợp lệ. Bạn kiểm tra lại mã in dưới QR nhé." in forged.text
     assert await loyalty.ledger.balance(customer.id) == 10
     assert len(await loyalty.checkin.history(customer.id)) == 1
 
