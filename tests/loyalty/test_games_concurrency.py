@@ -57,14 +57,15 @@ async def test_5000_concurrent_plays_give_exactly_the_50_top_prizes(
         )
         customers += [customer.id for customer, _ in made]
     plays = [(cid, f"k{n}") for n in range(PLAYS_EACH) for cid in customers]
-    # every play is sent twice at once (a double tap): it must still play once
-    requests = [play for play in plays for _ in range(2)]
+    # one play in ten is sent twice at once (a double tap, in the same concurrent chunk): it must still
+    # play once. (Every play twice doubled the test's time without testing more.)
+    requests = [play for n, play in enumerate(plays) for _ in range(2 if n % 10 == 0 else 1)]
     results = []
     for start in range(0, len(requests), CHUNK):
         chunk = requests[start : start + CHUNK]
         results += await asyncio.gather(*(games.play(cid, "wheel", key=key) for cid, key in chunk))
 
-    assert len(results) == 2 * CUSTOMERS * PLAYS_EACH
+    assert len(results) == len(requests) == CUSTOMERS * PLAYS_EACH * 11 // 10
     by_id: dict[str, PlayResult] = {}
     for result in results:
         assert by_id.setdefault(result.play_id, result) == result  # both taps answered the same play
