@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Final
 
 from pydantic import SecretStr
@@ -14,6 +15,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.paths import MESSAGES_DIR
 from app.resources import Resources
+from app.settings import Settings
 from app.worker import EventHandler, Worker
 from bot import UPDATE_ADAPTER, Dispatcher
 from bot.channels.base import ChannelClient
@@ -27,6 +29,7 @@ from bot.interactions import RedisInteractionLog
 from bot.outbox import RedisOutbox
 from bot.types import BaseUpdate, Channel
 from handlers import build_router
+from loyalty.program import Program
 from storage.platform_tokens import MongoTokenStore
 from storage.queue import CoalescingPublisher, Delivery, EventQueue
 from storage.zns_deliveries import ZnsDeliveries
@@ -122,11 +125,22 @@ def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
+def message_directories(settings: Settings, program: Program) -> list[Path]:
+    """Where the bot's copy is looked up, first match wins: the brand's own templates (the program's
+    ``brand.templates_dir``, then ``TEMPLATES_DIR``; each holds ``messages/<locale>/*.j2``), then the
+    bundled ones. A brand overrides any message by writing a file of the same name."""
+    own = (program.brand.templates_dir, settings.templates_dir)
+    return [d / "messages" for d in own if d is not None] + [MESSAGES_DIR]
+
+
+def brand_name(settings: Settings, program: Program) -> str:
+    """The name the bot says: ``BRAND_NAME`` when it is set, else the program's ``brand.name``."""
+    return settings.brand_name if "brand_name" in settings.model_fields_set else program.brand.name
+
+
 def build_dispatcher(resources: Resources) -> Dispatcher:
     settings = resources.settings
-    directories = [
-        d for d in (settings.templates_dir and settings.templates_dir / "messages", MESSAGES_DIR) if d
-    ]
+    directories = message_directories(settings, resources.program)
     dispatcher = Dispatcher(
         storage=RedisStorage(resources.redis),
         isolation=RedisIsolation(resources.redis, ttl=settings.user_lock_ttl_seconds),
@@ -135,7 +149,7 @@ def build_dispatcher(resources: Resources) -> Dispatcher:
         outbox=RedisOutbox(resources.redis, lease=settings.worker_claim_idle_seconds / 2),
         services={
             "copy": Messages(directories),
-            "brand": settings.brand_name,
+            "brand": brand_name(settings, resources.program),
             "clock": resources.clock,
             "loyalty": resources.loyalty,
             "program": resources.program,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -12,11 +13,14 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from app import keys
-from app.chat import QueuedUpdates, chat_update_handler
+from app.chat import QueuedUpdates, brand_name, chat_update_handler, message_directories
 from app.factory import create_app
-from app.settings import Settings
+from app.settings import Settings, load_settings
 from bot import Dispatcher, Message, Router
+from bot.i18n import Messages
+from loyalty.program import load_program
 from storage.queue import Delivery, EventQueue
+from tests.conftest import TEST_SECRET_KEY
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[web.Request, web.Application]]]
 Client = TestClient[web.Request, web.Application]
@@ -149,3 +153,24 @@ async def test_the_dispatcher_is_built_with_the_apps_services(client: Client) ->
 
     assert dispatcher["brand"] == "Demo Café"
     assert {"copy", "brand", "clock"} <= dispatcher.services.keys()
+
+
+def test_the_brand_name_comes_from_the_program_unless_brand_name_is_set(settings: Settings) -> None:
+    program = load_program()
+    renamed = program.model_copy(update={"brand": program.brand.model_copy(update={"name": "Trà Chiều"})})
+    assert brand_name(settings, renamed) == "Trà Chiều"
+    explicit = load_settings(env_file=None, brand_name="Cà Phê Sữa", secret_key=TEST_SECRET_KEY)
+    assert brand_name(explicit, renamed) == "Cà Phê Sữa"
+
+
+def test_a_brand_overrides_copy_from_the_program_s_templates_dir(settings: Settings, tmp_path: Path) -> None:
+    own = tmp_path / "brand"
+    (own / "messages" / "vi").mkdir(parents=True)
+    (own / "messages" / "vi" / "fallback.j2").write_text("Chưa rõ ý bạn, nhắn Menu nhé.", encoding="utf-8")
+    program = load_program()
+    program = program.model_copy(update={"brand": program.brand.model_copy(update={"templates_dir": own})})
+
+    copy = Messages(message_directories(settings, program))
+
+    assert copy("fallback", text="x") == "Chưa rõ ý bạn, nhắn Menu nhé."
+    assert "Cảm ơn bạn đã quan tâm" in copy("welcome", name=None, brand="B", vnd_per_point=10_000)
