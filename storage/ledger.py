@@ -123,9 +123,7 @@ class MongoLedgerRepository:
             push["wallet.lots"] = _lot_doc(change.new_lot)
         if change.lots is not None:
             update["$set"] = {"wallet.lots": [_lot_doc(lot) for lot in change.lots]}
-        # The `_id` index, always: it is the one that matches, and naming it spares the planner weighing
-        # the others (measured on SecantusDB: ~5% more updates/s with the hint).
-        result = await self._customers.update_one(query, update, hint=[("_id", 1)])
+        result = await self._customers.update_one(query, update)
         return result.modified_count == 1
 
     async def compact(self, customer_id: str, items: Sequence[JournalItem], watermark: datetime) -> None:
