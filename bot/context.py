@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from bot.channels.base import ChannelClient, Recipient
+from bot.channels.base import ChannelClient, ChannelError, Recipient
 from bot.fsm.context import FSMContext
 from bot.fsm.storage import StorageKey
 from bot.outbox import Claim, Outbox, OutboxBusyError
@@ -52,10 +52,21 @@ class Sender:
         self.sent += len(replies)
 
     async def _send_once(
-        self, outbox: Outbox, client: ChannelClient, recipient: Recipient, rendered: list[Reply], step: int
+        self,
+        outbox: Outbox,
+        client: ChannelClient,
+        recipient: Recipient,
+        rendered: list[Reply],
+        step: int,
+        *,
+        in_reply_to: BaseUpdate | None = _UNSET,
     ) -> bool:
-        """Send a step through the outbox; True when it had been sent already (nothing was sent now)."""
+        """Send a step through the outbox; True when it had been sent already (nothing was sent now).
+
+        :param in_reply_to: what the platform is told this answers (default: the update; ``None`` for a
+            message to someone else)."""
         update = self._update
+        answering = update if in_reply_to is _UNSET else in_reply_to
         key = f"{recipient.channel}:{recipient.account_id}:{recipient.user_id}:{update.event_id}:{step}"
         claim = await outbox.claim(key)
         if claim is Claim.SENT:
@@ -72,10 +83,10 @@ class Sender:
         try:
             if send_and_mark is not None and mark_sent is not None:
                 await send_and_mark(
-                    recipient, rendered, in_reply_to=update, mark=lambda pipe: mark_sent(pipe, key)
+                    recipient, rendered, in_reply_to=answering, mark=lambda pipe: mark_sent(pipe, key)
                 )
             else:
-                await client.send(recipient, rendered, in_reply_to=update)
+                await client.send(recipient, rendered, in_reply_to=answering)
                 await outbox.sent(key)
         except BaseException:
             await outbox.release(key)
@@ -84,6 +95,28 @@ class Sender:
 
     async def text(self, text: str) -> None:
         await self(Text(text))
+
+    async def notify(self, to: Recipient, *replies: Reply | str) -> bool:
+        """Send to *another* user of the same channel as one step of handling this update (a referrer
+        told that a friend joined). Through the outbox like any step, so a redelivered update does not
+        notify twice. Best effort: a platform that refuses (its messaging window with that user is
+        closed, the user blocked the OA) is logged and answered ``False``, never raised, because the
+        user being answered must not lose their own reply over it."""
+        if not replies:
+            return False
+        step, self._step = self._step, self._step + 1
+        client = self._dispatcher.channel_client(to.channel)
+        rendered = [as_reply(r) for r in replies]
+        outbox = self._dispatcher.outbox
+        try:
+            if outbox is None:
+                await client.send(to, rendered)
+            else:
+                await self._send_once(outbox, client, to, rendered, step, in_reply_to=None)
+        except ChannelError as error:
+            log.info("notification to %s:%s not delivered: %s", to.channel, to.user_id, type(error).__name__)
+            return False
+        return True
 
 
 class Context:

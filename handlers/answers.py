@@ -10,15 +10,18 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from bot import Button, Buttons
+from bot import Button, Buttons, Sender
+from bot.channels.base import Recipient
+from bot.i18n import Messages
 from bot.replies import Card, Reply
-from handlers.common import GAME_PAYLOAD, MAX_CARDS, REDEEM_PAYLOAD, REWARD_PAYLOAD, Speaker
+from bot.types import BaseUpdate
+from handlers.common import GAME_PAYLOAD, MAX_CARDS, REDEEM_PAYLOAD, REWARD_PAYLOAD, Speaker, speaker
 from loyalty.clock import LOCAL_TZ
 from loyalty.core import Loyalty
 from loyalty.customers import Customer
 from loyalty.errors import CheckinError, LoyaltyError
 from loyalty.games import PlayerStatus
-from loyalty.program import GameCampaign
+from loyalty.program import GameCampaign, Program
 from loyalty.referral import ReferralAward
 
 log = logging.getLogger("loyalty.handlers")
@@ -165,6 +168,44 @@ async def referral_award(loyalty: Loyalty, say: Speaker, award: ReferralAward | 
         with contextlib.suppress(LoyaltyError):  # voided since: the text says enough
             out.append(say.voucher_card(await loyalty.vouchers.get(referral.referee_voucher)))
     return out
+
+
+async def notify_referrer(
+    loyalty: Loyalty,
+    reply: Sender,
+    update: BaseUpdate,
+    award: ReferralAward | None,
+    *,
+    copy: Messages,
+    brand: str,
+    program: Program,
+) -> bool:
+    """Tell the referrer that the friend's referral just paid them, when they chat with the brand on
+    the same channel (the same OA, Page or emulator flavor: the only recipients this update's channel
+    can reach). Best effort: outside the referrer's messaging window the platform refuses, and the
+    referrer still sees the points in "điểm" and "giới thiệu". ``True`` when a message went out."""
+    if award is None or not award.new or award.referral.referrer_capped:
+        return False
+    referral = award.referral
+    try:
+        referrer = await loyalty.customers.get(referral.referrer_id)
+    except LoyaltyError:
+        return False
+    channel = update.channel.value
+    for identity in referrer.identities:
+        if identity.channel != channel:
+            continue
+        user_id = identity.user_id
+        if channel == "emulator":  # the emulator's identities are "<flavor>:<user>"
+            account, _, user_id = identity.user_id.partition(":")
+            if account != update.account_id:
+                continue
+        say = speaker(copy, brand, program, referrer)
+        text = say(
+            "referral_friend_joined", points=referral.referrer_points, voucher=referral.referrer_voucher
+        )
+        return await reply.notify(Recipient(channel, update.account_id, user_id), text)
+    return False
 
 
 def next_turn(status: PlayerStatus) -> str | None:

@@ -62,6 +62,9 @@ def build_router() -> Router:
             await start_phone_capture(state)
         else:
             await reply(*outcome.replies)
+        await answers.notify_referrer(
+            loyalty, reply, referral, outcome.award, copy=copy, brand=brand, program=program
+        )
         if outcome.data:
             await state.update_data(outcome.data)
 

@@ -53,6 +53,7 @@ from loyalty.customers import Customer, ProfileUpdate
 from loyalty.errors import CustomerInactive, InvalidPhone, PhoneNotMobile
 from loyalty.pii import mask_phone
 from loyalty.program import Program
+from loyalty.referral import ReferralAward
 
 MAX_TRIES: Final = 3
 PHONE_WORDS: Final = ("số điện thoại", "sđt", "sdt", "phone", "đăng ký", "dang ky", "register")
@@ -126,7 +127,7 @@ async def finish_phone(
     state: FSMContext,
     loyalty: Loyalty,
     program: Program,
-) -> tuple[list[Reply | str], str | None]:
+) -> tuple[list[Reply | str], str | None, ReferralAward | None]:
     """Verify the phone and build everything the customer is told, and the welcome voucher code shown; the
     FSM is updated by the caller after sending (see :mod:`handlers.common`). :class:`InvalidPhone` for a
     wrong number."""
@@ -162,7 +163,7 @@ async def finish_phone(
         out += await CONTINUATIONS[then](loyalty, say, survivor)
     else:
         out.append(say.menu())
-    return out, shown if isinstance(shown, str) else None
+    return out, shown if isinstance(shown, str) else None, verified.referral
 
 
 CONTINUATIONS: Final = {
@@ -189,7 +190,7 @@ async def take_phone(
     customer = await customer_of(loyalty, update, name=name)
     say = speaker(copy, brand, program, customer)
     try:
-        out, shown = await finish_phone(
+        out, shown, award = await finish_phone(
             update, raw_phone, customer=customer, say=say, state=state, loyalty=loyalty, program=program
         )
     except (InvalidPhone, PhoneNotMobile) as error:
@@ -201,6 +202,7 @@ async def take_phone(
     if name and not customer.name:
         await loyalty.customers.update_profile(customer.id, ProfileUpdate(name=name[:80]))
     await reply(*out)
+    await answers.notify_referrer(loyalty, reply, update, award, copy=copy, brand=brand, program=program)
     await state.set_state(None)
     await state.update_data(tries=0, then=None, checkin=None, welcome_shown=shown)
 

@@ -3,10 +3,11 @@ the Zalo OA link with "send GT <code>"). A new customer arriving through the m.m
 :class:`Referral`, see :mod:`handlers.checkin`) or typing "GT <code>" is recorded through
 ``loyalty.referral``; the core pays both sides when the phone is verified, and the new customer is told.
 
-The referrer is not messaged proactively: a chat handler can only answer the user whose event it
-handles (``reply``), and outside that user's messaging window the platforms refuse proactive messages
-(Messenger's 24 h window, Zalo's consultation window). The referrer sees the points in their balance
-and in "giới thiệu" (invited / rewarded counts).
+The referrer is told when the referral pays them (``answers.notify_referrer``, through
+``reply.notify``): when they chat with the brand on the same channel (the same OA, Page or emulator
+flavor), and only if the platform accepts the message (outside the referrer's messaging window,
+Messenger's 24 h or Zalo's consultation window, it refuses, and that is logged, not raised). They also
+see the points in their balance and in "giới thiệu" (invited / rewarded counts).
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ def build_router() -> Router:
             await start_phone_capture(state)
         else:
             await reply(*outcome.replies)
+        await answers.notify_referrer(
+            loyalty, reply, message, outcome.award, copy=copy, brand=brand, program=program
+        )
 
     async def show(
         *, update: BaseUpdate, reply: Sender, copy: Messages, brand: str, loyalty: Loyalty, program: Program

@@ -19,6 +19,7 @@ from loyalty.checkin import token_from_ref
 from loyalty.core import Loyalty
 from loyalty.customers import Customer
 from loyalty.errors import LoyaltyError
+from loyalty.referral import ReferralAward
 
 REFERRAL_REF_PREFIX: Final = "ref."
 # A referral that paid this recently was paid by this very call (apply_code returns the referral, not
@@ -33,6 +34,7 @@ class RefOutcome:
     replies: list[Reply | str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     needs_phone: str | None = None  # what waits for the phone: "checkin" | "referral"
+    award: ReferralAward | None = None  # a referral this ref paid now: the referrer is told (after)
 
 
 def referral_code_from_ref(ref: str | None) -> str | None:
@@ -78,7 +80,7 @@ async def apply_referral(loyalty: Loyalty, say: Speaker, customer: Customer, cod
             if referral.referee_voucher:
                 out.append(say.voucher_card(await loyalty.vouchers.get(referral.referee_voucher)))
             out.append(say.menu())
-            return RefOutcome(out)
+            return RefOutcome(out, award=ReferralAward(referral, new=True))
         return RefOutcome([say.menu(say("referral_noted", code=referral.code))])
     if customer.phone is None:
         return RefOutcome([say("referral_noted", code=referral.code)], needs_phone="referral")

@@ -652,6 +652,10 @@ async def test_referral_code_share_link_and_the_new_customer_credited_once(
     assert await loyalty.ledger.balance(referrer.id) == 50
     stats = await loyalty.referral.stats(referrer.id)
     assert (stats.invited, stats.rewarded) == (1, 1)
+    # the referrer is told too (the same channel, inside their messaging window), once
+    told = await chat.said(has("Một người bạn bạn giới thiệu vừa tham gia Demo Café"))
+    once(told)
+    assert "Bạn được cộng 50 điểm" in told[0].text
 
 
 async def test_menu_help_fallback_and_attachments(chat: AnyChat) -> None:

@@ -18,6 +18,7 @@ from bot.channels.errors import (
     RateLimitedError,
     RetryPolicy,
     TransientError,
+    WindowClosedError,
     with_retries,
 )
 from bot.outbox import Claim, MemoryOutbox, Outbox, OutboxBusyError, RedisOutbox
@@ -234,3 +235,42 @@ async def test_the_emulator_commits_a_reply_and_its_sent_mark_together(redis: Re
     await dp.feed_update(update)
     assert await redis.get("outbox:emulator:emulator-zalo:u1:ev-9:0") == "sent"
     assert await redis.xlen(emulator.stream("emulator-zalo", "u1")) == 1
+
+
+class ClosedWindowFor:
+    """Delivers to everyone but ``closed``, whose messaging window is closed."""
+
+    def __init__(self, closed: str) -> None:
+        self.closed = closed
+        self.delivered: list[tuple[str, str]] = []
+
+    async def send(self, to: Recipient, replies: Sequence[Reply], *, in_reply_to: Any = None) -> None:
+        if to.user_id == self.closed:
+            raise WindowClosedError("outside the 24 h window")
+        self.delivered.extend((to.user_id, r.text) for r in replies)  # type: ignore[attr-defined]
+
+
+def notifying(channel: ClosedWindowFor, outbox: Outbox, results: list[bool]) -> Dispatcher:
+    dp = Dispatcher(channels={"zalo": channel}, outbox=outbox)
+    router = Router()
+
+    @router.message()
+    async def answer(reply: Sender) -> None:
+        await reply("cảm ơn bạn")
+        results.append(await reply.notify(Recipient("zalo", "oa", "friend"), "bạn của bạn đã tham gia"))
+        results.append(await reply.notify(Recipient("zalo", "oa", "gone"), "không tới được"))
+
+    dp.include_router(router)
+    return dp
+
+
+async def test_a_notification_to_another_user_is_sent_once_and_never_fails_the_reply(outbox: Outbox) -> None:
+    channel = ClosedWindowFor("gone")
+    results: list[bool] = []
+    dp = notifying(channel, outbox, results)
+
+    await dp.feed_update(message())
+    await dp.feed_update(message())  # delivered again: nothing is sent twice
+
+    assert channel.delivered == [("u1", "cảm ơn bạn"), ("friend", "bạn của bạn đã tham gia")]
+    assert results[:2] == [True, False]

@@ -363,6 +363,24 @@ async def test_a_typed_referral_code_is_recorded(
     assert "Bạn được cộng 20 điểm" in texts(outbox.take())
 
 
+async def test_the_referrer_is_told_once_on_the_same_channel(
+    dispatcher: Dispatcher, outbox: Outbox, loyalty: Loyalty
+) -> None:
+    await onboard(dispatcher, outbox, user="referrer", phone="0912000001")
+    referrer = await loyalty.customers.by_identity(Identity(channel="zalo", user_id="referrer"))
+    assert referrer is not None
+    await dispatcher.feed_update(make(Message, user="friend", text=f"GT {referrer.referral_code}"))
+    outbox.take()
+    shares_phone = make(Message, user="friend", text="0912000002")
+
+    await dispatcher.feed_update(shares_phone)
+    await dispatcher.feed_update(shares_phone)  # the platform's retry: paid once, told once
+
+    to_referrer = [reply for to, reply in outbox.sent if to.user_id == "referrer"]
+    assert len(to_referrer) == 1
+    assert "Một người bạn bạn giới thiệu vừa tham gia Cà Phê Sữa! Bạn được cộng 50 điểm" in texts(to_referrer)
+
+
 async def test_an_unknown_referral_code_is_refused(dispatcher: Dispatcher, outbox: Outbox) -> None:
     await dispatcher.feed_update(make(Message, text="GT ZZZZZZ"))
     assert 'Mã giới thiệu "ZZZZZZ" không đúng' in texts(outbox.take())
