@@ -303,23 +303,6 @@ def build_router(flow_words: Sequence[str] = ()) -> Router:
         await state.set_state(None)
         await state.update_data(tries=0, then=None)
 
-    @router.message(StateFilter(Signup.phone), lambda update: bool(update.text), not_a_flow)
-    async def typed_phone_when_asked(
-        *,
-        message: Message,
-        reply: Sender,
-        state: FSMContext,
-        copy: Messages,
-        brand: str,
-        loyalty: Loyalty,
-        program: Program,
-    ) -> None:
-        await take_phone(
-            message, message.text or "", reply=reply, state=state, copy=copy, brand=brand,
-            loyalty=loyalty, program=program,
-        )  # fmt: skip
-
-    @router.message(looks_like_phone)
     async def typed_phone(
         *,
         message: Message,
@@ -334,6 +317,13 @@ def build_router(flow_words: Sequence[str] = ()) -> Router:
             message, message.text or "", reply=reply, state=state, copy=copy, brand=brand,
             loyalty=loyalty, program=program,
         )  # fmt: skip
+
+    # A typed number is taken whenever the phone was asked for (any text but another flow's keyword,
+    # so a wrong one gets its correction), and at any time when it looks like a phone number.
+    router.message.register(
+        typed_phone, StateFilter(Signup.phone), lambda update: bool(update.text), not_a_flow
+    )
+    router.message.register(typed_phone, looks_like_phone)
 
     @router.message(Text(*PHONE_WORDS))
     async def asked_to_register(
