@@ -12,9 +12,12 @@ Collections (``_id`` in brackets):
   (daily stock) and ``held`` (the plays holding a unit, never more than the units given);
 - ``game_budget`` [campaign id]: ``left`` (VND) and ``held``.
 
-Every change is one conditional ``update_one`` checked through ``modified_count`` (pipeline updates
-where a day rolls over): never read-then-write, never ``find_one_and_update``. Days are
-``YYYY-MM-DD`` strings, so ``day < today`` compares as dates and a counter of an earlier day restarts.
+Every change is one conditional ``update_one`` checked through ``modified_count``: never
+read-then-write, never ``find_one_and_update``. Days are ``YYYY-MM-DD`` strings, so ``day < today``
+compares as dates; a document still on an earlier day is first rolled over (its day's counters set to
+zero, once, by a conditional update), so the hot update is a plain ``$inc`` whose filter has no top-level
+operator (``$and``/``$or``/``$expr`` keep SecantusDB from routing an update through ``_id``: it then
+decodes every document of the collection).
 """
 
 from __future__ import annotations
@@ -84,11 +87,6 @@ def _player(document: Document) -> PlayerState:
         day_free=document.get("day_free", 0),
         held=held,
     )
-
-
-def _same_day(day: str, field: str, *, add: int) -> Document:
-    """Pipeline expression: ``field + add`` when the document's day is ``day``, else ``add`` (a new day)."""
-    return {"$cond": [{"$eq": ["$day", day]}, {"$add": [f"${field}", add]}, add]}
 
 
 class MongoGameRepository:
@@ -243,56 +241,57 @@ class MongoGameRepository:
     ) -> bool:
         player_id = f"{campaign_id}:{customer_id}"
         day = turn.day
-        conditions: list[Document] = [{"day": {"$lte": day}}]
+        # Every condition is a field of the filter itself (no top-level `$and`/`$or`): a filter with a
+        # top-level operator keeps SecantusDB from routing the update through `_id`, and it then decodes
+        # every player document of every campaign on each play. The day's counters therefore apply to
+        # the document's own day only: a document still on an earlier day is rolled over first.
+        query: Document = {"_id": player_id, "held.id": {"$ne": turn.play_id}, "day": day}
+        inc: Document = {"plays": 1, "day_plays": 1}
         if per_campaign is not None:
-            conditions.append({"plays": {"$lt": per_campaign}})
+            query["plays"] = {"$lt": per_campaign}
         if per_day is not None:
-            conditions.append({"$or": [{"day": {"$lt": day}}, {"day_plays": {"$lt": per_day}}]})
+            query["day_plays"] = {"$lt": per_day}
         if turn.paid == "free":
-            conditions.append({"$or": [{"day": {"$lt": day}}, {"day_free": {"$lt": free_per_day}}]})
+            query["day_free"] = {"$lt": free_per_day}
+            inc["day_free"] = 1
         elif turn.paid == "bonus":
-            conditions.append({"bonus": {"$gt": 0}})
-        query: Document = {"_id": player_id, "held.id": {"$ne": turn.play_id}, "$and": conditions}
-        update = [
-            {
-                "$set": {
-                    "plays": {"$add": ["$plays", 1]},
-                    "day_plays": _same_day(day, "day_plays", add=1),
-                    "day_free": _same_day(day, "day_free", add=1 if turn.paid == "free" else 0),
-                    "bonus": {"$add": ["$bonus", -1 if turn.paid == "bonus" else 0]},
-                    "day": day,
-                    "held": {
-                        "$concatArrays": ["$held", [{"id": turn.play_id, "paid": turn.paid, "day": day}]]
-                    },
-                }
-            }
-        ]
-        for _ in range(2):
+            query["bonus"] = {"$gt": 0}
+            inc["bonus"] = -1
+        update: Document = {
+            "$inc": inc,
+            "$push": {"held": {"id": turn.play_id, "paid": turn.paid, "day": day}},
+        }
+        for _ in range(_ROUNDS):
             result = await self.players.update_one(query, update)
             if result.modified_count == 1:
                 return True
-            if not await self._ensure_player(campaign_id, customer_id):
-                return False  # the player exists: the conditions did not hold
+            document = await self.players.find_one({"_id": player_id}, {"day": 1})
+            if document is None:
+                await self._create_player(campaign_id, customer_id)
+            elif document.get("day", "") < day:
+                await self._roll_day(self.players, player_id, day, ("day_plays", "day_free"))
+            else:
+                return False  # the player is on this day (or later): the conditions did not hold
         return False
 
-    async def _ensure_player(self, campaign_id: str, customer_id: str) -> bool:
-        """Create the player document if missing; True if it was missing (the caller tries again)."""
-        player_id = f"{campaign_id}:{customer_id}"
-        if await self.players.find_one({"_id": player_id}, {"_id": 1}) is not None:
-            return False
+    @staticmethod
+    async def _roll_day(
+        collection: AsyncCollection[Document], document_id: str, day: str, counters: Sequence[str]
+    ) -> None:
+        """Move a document still on an earlier day to ``day`` with its day's counters at zero (once:
+        conditional on the earlier day, so concurrent callers roll it over one time)."""
+        await collection.update_one(
+            {"_id": document_id, "day": {"$lt": day}},
+            {"$set": {"day": day, **dict.fromkeys(counters, 0)}},
+        )
+
+    async def _create_player(self, campaign_id: str, customer_id: str) -> None:
         with contextlib.suppress(DuplicateKeyError):
             await self.players.update_one(
-                {"_id": player_id},
-                {
-                    "$setOnInsert": {
-                        **_NEW_PLAYER,
-                        "campaign_id": campaign_id,
-                        "customer_id": customer_id,
-                    }
-                },
+                {"_id": f"{campaign_id}:{customer_id}"},
+                {"$setOnInsert": {**_NEW_PLAYER, "campaign_id": campaign_id, "customer_id": customer_id}},
                 upsert=True,
             )
-        return True
 
     async def give_back_turn(self, campaign_id: str, customer_id: str, play_id: str) -> None:
         player_id = f"{campaign_id}:{customer_id}"
@@ -357,21 +356,21 @@ class MongoGameRepository:
 
     async def take_stock(self, campaign_id: str, prize: GamePrize, play_id: str, day: str) -> Take:
         stock_id = f"{campaign_id}:{prize.id}"
-        conditions: list[Document] = [{"day": {"$lte": day}}]
-        fields: Document = {"held": {"$concatArrays": ["$held", [play_id]]}}
+        # As in `take_turn`: the conditions are plain fields of the filter (routed through `_id`), and
+        # the daily counter applies to the document's own day, rolled over first when it is earlier.
+        query: Document = {"_id": stock_id, "held": {"$ne": play_id}, "day": day}
+        inc: Document = {"day_taken": 1}
         if prize.stock is not None:
-            conditions.append({"remaining": {"$gt": 0}})
-            fields["remaining"] = {"$add": ["$remaining", -1]}
+            query["remaining"] = {"$gt": 0}
+            inc["remaining"] = -1
         if prize.daily_stock is not None:
-            conditions.append({"$or": [{"day": {"$lt": day}}, {"day_taken": {"$lt": prize.daily_stock}}]})
-        fields["day_taken"] = _same_day(day, "day_taken", add=1)
-        fields["day"] = day
-        query: Document = {"_id": stock_id, "held": {"$ne": play_id}, "$and": conditions}
+            query["day_taken"] = {"$lt": prize.daily_stock}
+        update: Document = {"$inc": inc, "$push": {"held": play_id}}
         for _ in range(_ROUNDS):
-            result = await self.stock_.update_one(query, [{"$set": fields}])
+            result = await self.stock_.update_one(query, update)
             if result.modified_count == 1:
                 return Take.FRESH
-            document = await self.stock_.find_one({"_id": stock_id}, {"_id": 1, "held": 1})
+            document = await self.stock_.find_one({"_id": stock_id}, {"_id": 1, "held": 1, "day": 1})
             if document is None:
                 with contextlib.suppress(DuplicateKeyError):
                     await self.stock_.update_one(
@@ -391,6 +390,9 @@ class MongoGameRepository:
                 continue
             if play_id in document.get("held", []):
                 return Take.HELD
+            if document.get("day", "") < day:
+                await self._roll_day(self.stock_, stock_id, day, ("day_taken",))
+                continue
             return Take.FULL
         return Take.FULL
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable
 from datetime import timedelta
@@ -231,6 +232,24 @@ async def test_limits_per_day_and_per_campaign(build: Build, core: Loyalty, cloc
     await games.play(cid, "wheel", key="d")
     with pytest.raises(GameLimitReached):
         await games.play(cid, "wheel", key="e")
+
+
+async def test_concurrent_first_plays_of_a_new_day_share_the_day_s_turns(
+    build: Build, core: Loyalty, clock: FrozenClock
+) -> None:
+    """The day's counters restart once when a new day's plays race (the roll-over is conditional)."""
+    games = build(campaign(cost={"free_turns_per_day": 3}))
+    cid = await customer(core)
+    await games.play(cid, "wheel", key="yesterday")
+    clock.advance(timedelta(days=1))
+    outcomes = await asyncio.gather(
+        *(games.play(cid, "wheel", key=f"today{n}") for n in range(8)), return_exceptions=True
+    )
+    played = [o for o in outcomes if not isinstance(o, BaseException)]
+    assert len(played) == 3
+    assert all(isinstance(o, GameNoTurns) for o in outcomes if isinstance(o, BaseException))
+    status = await games.status(cid, "wheel")
+    assert (status.plays_total, status.plays_today, status.free_turns_left) == (4, 3, 0)
 
 
 async def test_a_sold_out_prize_leaves_the_draw_and_the_weights_renormalise(
