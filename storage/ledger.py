@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from loyalty.ledger import EPOCH, JournalItem, LedgerEntry, Lot, Wallet, WalletChange
 from storage.clients import Document
+from storage.paging import newest_first
 
 LEDGER: Final = "ledger"
 CUSTOMERS: Final = "customers"
@@ -80,12 +81,16 @@ class MongoLedgerRepository:
     async def entries(
         self, customer_id: str, *, limit: int, before: tuple[datetime, str] | None
     ) -> list[LedgerEntry]:
-        query: Document = {"customer_id": customer_id, "state": "pending"}
-        if before is not None:
-            at, key = before
-            query["$or"] = [{"created_at": {"$lt": at}}, {"created_at": at, "_id": {"$lt": key}}]
-        cursor = self._ledger.find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)]).limit(limit)
-        return [_entry(doc) async for doc in cursor]
+        # `state` is checked here, not in the filter: with it the query could not use the
+        # (customer_id, created_at, _id) index on SecantusDB (see storage.paging); void entries are rare.
+        documents = await newest_first(
+            self._ledger,
+            {"customer_id": customer_id},
+            limit=limit,
+            before=before,
+            keep=lambda document: document.get("state") == "pending",
+        )
+        return [_entry(document) for document in documents]
 
     async def all_entries(self, customer_id: str) -> list[LedgerEntry]:
         return [_entry(doc) async for doc in self._ledger.find({"customer_id": customer_id})]

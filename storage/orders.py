@@ -19,6 +19,7 @@ from pymongo.errors import DuplicateKeyError
 from loyalty.errors import LoyaltyError
 from loyalty.orders import Order, OrderStatus
 from storage.clients import Document
+from storage.paging import newest_first
 
 COLLECTION: Final = "orders"
 
@@ -108,12 +109,8 @@ class MongoOrderRepository:
     async def list_for(
         self, customer_id: str, *, limit: int, before: tuple[datetime, str] | None
     ) -> list[Order]:
-        query: Document = {"customer_id": customer_id}
-        if before is not None:
-            at, order_id = before
-            query["$or"] = [{"created_at": {"$lt": at}}, {"created_at": at, "_id": {"$lt": order_id}}]
-        cursor = self._orders.find(query).sort([("created_at", -1), ("_id", -1)]).limit(limit)
-        return [_from_document(document) async for document in cursor]
+        documents = await newest_first(self._orders, {"customer_id": customer_id}, limit=limit, before=before)
+        return [_from_document(document) for document in documents]
 
     async def reassign_customer(self, from_id: str, into_id: str) -> int:
         result = await self._orders.update_many({"customer_id": from_id}, {"$set": {"customer_id": into_id}})
