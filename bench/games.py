@@ -26,12 +26,14 @@ import tempfile
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from pymongo.asynchronous.database import AsyncDatabase
 
 from app.embedded import EmbeddedMongo
 from app.loyalty import build_loyalty
+from bench import paired_round
 from loyalty.clock import SystemClock
 from loyalty.customers import Identity
 from loyalty.games import GameService, play_id_for
@@ -206,15 +208,11 @@ async def run(url: str, *, concurrency: int, plays_each: int, rounds: int, other
         customers.append(customer.id)
     pairs: list[tuple[float, float]] = []
     for round_no in range(rounds):
-        # Paired rounds: both sides run seconds apart, who goes first alternating (ABBA), since the
-        # collections grow as the rounds go and fsync speed drifts; the median of the rounds' ratios
-        # is the result.
-        if round_no % 4 in (0, 3):
-            raw = await _raw(db, customers, plays_each, round_no)
-            ours = await _ours(games, customers, plays_each, round_no)
-        else:
-            ours = await _ours(games, customers, plays_each, round_no)
-            raw = await _raw(db, customers, plays_each, round_no)
+        ours, raw = await paired_round(
+            round_no,
+            partial(_ours, games, customers, plays_each, round_no),
+            partial(_raw, db, customers, plays_each, round_no),
+        )
         pairs.append((ours, raw))
         print(
             f"round {round_no}: engine {ours:7.1f} plays/s   raw {raw:7.1f} plays/s   ratio {ours / raw:.2f}",

@@ -8,7 +8,7 @@ validation, the models and the conditions that make an earn exactly-once.
 
 Both sides run the same concurrency (``--customers`` customers earning at once, each one earn after
 the other, as a worker handles one user at a time) on the embedded SecantusDB (``--sync-on-commit``,
-as ``loyalty serve`` runs it), in rounds whose order alternates; each round's ratio compares two runs
+as ``loyalty serve`` runs it), in rounds whose order alternates (ABBA); each round's ratio compares two runs
 seconds apart, and the median of the rounds' ratios is the result (fsync speed swings by 2x). A last
 check proves every balance equals the sum of its ledger.
 """
@@ -22,11 +22,13 @@ import tempfile
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from pymongo.asynchronous.database import AsyncDatabase
 
 from app.embedded import EmbeddedMongo
+from bench import paired_round
 from loyalty.clock import SystemClock
 from loyalty.customers import CustomerService, Identity
 from loyalty.ledger import LedgerService
@@ -127,14 +129,11 @@ async def _run(url: str, customers_count: int, per_customer: int, rounds: int) -
     ledger = LedgerService(MongoLedgerRepository(db), load_program(), clock)
     pairs: list[tuple[float, float]] = []
     for round_no in range(rounds):
-        # who goes first alternates: the database grows as the rounds go, and neither side should
-        # always run on the smaller one
-        if round_no % 2 == 0:
-            raw = await _raw(db, customers, per_customer, round_no)
-            ours = await _ours(ledger, customers, per_customer, round_no)
-        else:
-            ours = await _ours(ledger, customers, per_customer, round_no)
-            raw = await _raw(db, customers, per_customer, round_no)
+        ours, raw = await paired_round(
+            round_no,
+            partial(_ours, ledger, customers, per_customer, round_no),
+            partial(_raw, db, customers, per_customer, round_no),
+        )
         pairs.append((ours, raw))
         print(
             f"round {round_no}: ours {ours:6,.0f} earns/s   raw {raw:6,.0f} earns/s   ratio {ours / raw:.2f}"
