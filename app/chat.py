@@ -88,6 +88,10 @@ class QueuedUpdates:
         )
         return [entry is not None for entry in entries]
 
+    async def aclose(self) -> None:
+        """Close the publisher's Redis connection (after the calls in flight)."""
+        await self.publisher.aclose()
+
 
 def channel_clients(resources: Resources) -> dict[str, ChannelClient]:
     """A client per channel this deployment is configured for (the emulator always)."""

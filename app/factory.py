@@ -109,11 +109,15 @@ async def _resources_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.REDIS] = resources.redis
         app[keys.QUEUE] = resources.queue
         app[keys.RESOURCES] = resources
-        app[webhook_common.SINK] = QueuedUpdates(resources.queue)
+        sink = QueuedUpdates(resources.queue)
+        app[webhook_common.SINK] = sink
         if zalo.ZNS_STATUS not in app:  # the default; a deployment or a test may bring its own
             app[zalo.ZNS_STATUS] = ZnsReceipts(resources)
         app[emulator.OUTBOX] = EmulatorOutbox(resources.redis)
-        yield
+        try:
+            yield
+        finally:
+            await sink.aclose()
 
 
 async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:

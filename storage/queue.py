@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
@@ -154,8 +155,14 @@ class EventQueue:
         """
         return await self.publish_encoded([self.encode_event(event) for event in events])
 
-    async def publish_encoded(self, encoded: Sequence[bytes]) -> list[str | None]:
-        """:meth:`publish` for events made by :meth:`encode`."""
+    async def publish_encoded(
+        self, encoded: Sequence[bytes], *, connection: AbstractConnection | None = None
+    ) -> list[str | None]:
+        """:meth:`publish` for events made by :meth:`encode`.
+
+        :param connection: a connection from :meth:`dedicated_connection` that the caller uses for one call
+            at a time (the :class:`CoalescingPublisher`), instead of one checked out of the pool per call.
+        """
         if not encoded:
             return []
         head = b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n$1\r\n1\r\n%s%s" % (
@@ -165,40 +172,63 @@ class EventQueue:
             _bulk(b"%d" % self.dedupe_ttl),
         )
         try:
-            result: list[str | None] = await self._call([head, *encoded])
+            result: list[str | None]
+            if connection is None:
+                result = await self._call([head, *encoded], None)
+            else:
+                # the pool's socket timeout, once for the whole call (the connection has none of its own)
+                async with asyncio.timeout(self._socket_timeout()):
+                    result = await self._call([head, *encoded], connection)
         except Exception as error:
             raise QueueError(
                 f"cannot queue {len(encoded)} event(s): {type(error).__name__}: {error}"
             ) from error
         return [entry if entry else None for entry in result]
 
-    async def _call(self, command: list[bytes]) -> Any:
-        """Send a packed ``EVALSHA`` of the publishing script on a pooled connection and read its reply.
+    def dedicated_connection(self) -> AbstractConnection:
+        """A connection to this queue's Redis outside the pool, for a caller that publishes one call at a
+        time (:class:`CoalescingPublisher`) and closes it. It has no socket timeout of its own: redis-py
+        would run every send under ``asyncio.wait_for`` (a task per call); :meth:`publish_encoded` bounds
+        the whole call by the pool's socket timeout instead. It connects on first use."""
+        pool = self.redis.connection_pool
+        return pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
+
+    def _socket_timeout(self) -> float | None:
+        timeout: float | None = self.redis.connection_pool.connection_kwargs.get("socket_timeout")
+        return timeout
+
+    async def _call(self, command: list[bytes], connection: AbstractConnection | None) -> Any:
+        """Send a packed ``EVALSHA`` of the publishing script and read its reply, on ``connection`` or,
+        when it is None, on a connection checked out of the pool for this call.
 
         The script is loaded when Redis does not know it (after a restart; ``NOSCRIPT`` runs nothing).
-        A connection broken before or during the call (Redis restarted, the pooled socket is stale) is
+        A connection broken before or during the call (Redis restarted, the socket is stale) is
         replaced once: the dedupe keys make a repeated call queue nothing twice.
         """
         pool = self.redis.connection_pool
         loaded = reconnected = False
         while True:
-            connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+            if connection is None:
+                held = await pool.get_connection()  # type: ignore[no-untyped-call]
+            else:
+                held = connection
             try:
-                await connection.send_packed_command(command)
-                return await connection.read_response()
+                await held.send_packed_command(command)
+                return await held.read_response()
             except NoScriptError:
                 if loaded:
                     raise
                 loaded = True
-                await connection.send_command("SCRIPT", "LOAD", _PUBLISH)
-                await connection.read_response()
+                await held.send_command("SCRIPT", "LOAD", _PUBLISH)
+                await held.read_response()
             except RedisConnectionError:
-                await connection.disconnect()
+                await held.disconnect()
                 if reconnected:
                     raise
                 reconnected = True
             finally:
-                await pool.release(connection)
+                if connection is None:
+                    await pool.release(held)
 
     # ------------------------------------------------------------------ consuming
     async def ensure_group(self) -> None:
@@ -309,7 +339,9 @@ class CoalescingPublisher:
     instead of N (redis-py's per-command overhead dominates otherwise: see DESIGN.md).
 
     :meth:`submit` is the hot path's entry: a plain call that returns a future (no coroutine to create
-    and resume per request), taking events already encoded by :meth:`EventQueue.encode`.
+    and resume per request), taking events already encoded by :meth:`EventQueue.encode`. The calls go on
+    a connection of the publisher's own (:meth:`EventQueue.dedicated_connection`; no pool checkout per
+    call), which :meth:`aclose` closes.
     """
 
     def __init__(self, queue: EventQueue, *, max_batch: int = 64) -> None:
@@ -320,6 +352,7 @@ class CoalescingPublisher:
         self._scheduled = False
         self._draining = False
         self._flushes: set[asyncio.Task[None]] = set()
+        self._connection: AbstractConnection | None = None
         self.batches = 0
 
     def submit(self, encoded: Sequence[bytes]) -> asyncio.Future[list[str | None]]:
@@ -345,6 +378,13 @@ class CoalescingPublisher:
 
     async def publish(self, events: Sequence[Event]) -> list[str | None]:
         return await self.submit([self.queue.encode_event(event) for event in events])
+
+    async def aclose(self) -> None:
+        """Wait for the calls in flight, then close the publisher's connection (a later call reopens it)."""
+        if self._flushes:
+            await asyncio.gather(*self._flushes, return_exceptions=True)
+        if self._connection is not None:
+            await self._connection.disconnect()
 
     def _flush_now(self) -> None:
         self._scheduled = False
@@ -382,8 +422,10 @@ class CoalescingPublisher:
         self, encoded: list[bytes], waiters: list[tuple[asyncio.Future[list[str | None]], int]]
     ) -> None:
         self.batches += 1
+        if self._connection is None:
+            self._connection = self.queue.dedicated_connection()
         try:
-            entry_ids = await self.queue.publish_encoded(encoded)
+            entry_ids = await self.queue.publish_encoded(encoded, connection=self._connection)
         except Exception as error:  # noqa: BLE001 - every caller of the batch gets the failure
             for future, _ in waiters:
                 if not future.done():

@@ -129,19 +129,20 @@ async def enqueue(request: web.Request, updates: Sequence[BaseUpdate], *, source
     return new
 
 
-async def enqueue_prepared(request: web.Request, prepared: Sequence[Prepared], *, source: str) -> int:
-    """:func:`enqueue` for :class:`Prepared` updates (the Messenger webhook's hot path)."""
-    if not prepared:
-        return 0
-    try:
-        results = await request.app[SINK].submit(prepared)
-    except Exception as error:
-        request.app[COUNTERS].inc("webhook_queue_failures_total", source=source)
-        log.error("%s: cannot queue %d update(s): %s: %s", source, len(prepared), type(error).__name__, error)
-        raise ApiError(503, "queue_unavailable", "the event could not be queued; try again") from error
+def queue_failure(app: web.Application, count: int, error: Exception, *, source: str) -> ApiError:
+    """The 503 for ``count`` updates the sink could not queue (counted and logged here): the platform
+    delivers them again. The Messenger webhook awaits ``app[SINK].submit(...)`` itself (one coroutine
+    less per request than :func:`enqueue`) and raises this when the awaitable fails."""
+    app[COUNTERS].inc("webhook_queue_failures_total", source=source)
+    log.error("%s: cannot queue %d update(s): %s: %s", source, count, type(error).__name__, error)
+    return ApiError(503, "queue_unavailable", "the event could not be queued; try again")
+
+
+def count_queued(app: web.Application, results: Sequence[str | None], *, source: str) -> int:
+    """Count what :meth:`PreparedSink.submit` answered (new or duplicate); return how many were new."""
     new = len(results) - results.count(None)
     queued, duplicate = _outcome_keys(source)
-    counters = request.app[COUNTERS]
+    counters = app[COUNTERS]
     counters.add(queued, new)
     counters.add(duplicate, len(results) - new)
     return new
