@@ -249,3 +249,24 @@ async def test_an_empty_submit_is_answered_at_once(redis: Redis) -> None:
 
     assert await publisher.submit([]) == []
     assert publisher.batches == 0
+
+
+async def test_the_publishers_own_connection_killed_by_redis_is_replaced(redis: Redis) -> None:
+    publisher = CoalescingPublisher(EventQueue(redis))
+    try:
+        await publisher.publish([_event(1, dedupe="m1")])  # opens the publisher's connection
+        kwargs = redis.connection_pool.connection_kwargs
+        killer = Redis(host=kwargs["host"], port=kwargs["port"], db=kwargs.get("db", 0))
+        try:
+            killed = await killer.client_kill_filter(_type="normal", skipme=True)
+        finally:
+            await killer.aclose()
+        assert killed >= 1
+
+        (entry,) = await publisher.publish([_event(2, dedupe="m2")])
+
+        assert entry is not None
+        await redis.connection_pool.disconnect()  # the test's pooled connections were killed too
+        assert await EventQueue(redis).backlog() == 2
+    finally:
+        await publisher.aclose()
