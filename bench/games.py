@@ -33,7 +33,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from app.embedded import EmbeddedMongo
 from app.loyalty import build_loyalty
-from bench import paired_round
+from bench import ServerCpu, descendants, paired_round
 from loyalty.clock import SystemClock
 from loyalty.customers import Identity
 from loyalty.games import GameService, play_id_for
@@ -165,7 +165,9 @@ async def _raw(db: AsyncDatabase[Document], customers: list[str], plays_each: in
     return len(customers) * plays_each / (time.perf_counter() - started)
 
 
-async def run(url: str, *, concurrency: int, plays_each: int, rounds: int, other_players: int = 0) -> None:
+async def run(
+    url: str, server: ServerCpu, *, concurrency: int, plays_each: int, rounds: int, other_players: int = 0
+) -> None:
     client = create_mongo_client(url)
     db = client["bench_games"]
     await client.drop_database("bench_games")
@@ -210,8 +212,8 @@ async def run(url: str, *, concurrency: int, plays_each: int, rounds: int, other
     for round_no in range(rounds):
         ours, raw = await paired_round(
             round_no,
-            partial(_ours, games, customers, plays_each, round_no),
-            partial(_raw, db, customers, plays_each, round_no),
+            partial(server.measure, "ours", partial(_ours, games, customers, plays_each, round_no)),
+            partial(server.measure, "raw", partial(_raw, db, customers, plays_each, round_no)),
         )
         pairs.append((ours, raw))
         print(
@@ -228,6 +230,11 @@ async def run(url: str, *, concurrency: int, plays_each: int, rounds: int, other
     print(
         f"engine_plays_per_s={ours_median:.1f} raw_plays_per_s={raw_median:.1f}  (medians of {rounds} rounds)"
     )
+    plays = rounds * concurrency * plays_each
+    print(
+        f"server CPU per play: raw {1e6 * server.seconds['raw'] / plays:,.0f} us, "
+        f"engine {1e6 * server.seconds['ours'] / plays:,.0f} us"
+    )
     print(f"ratio_vs_raw={statistics.median(o / r for o, r in pairs):.2f}")
     await client.drop_database("bench_games")
     await client.close()
@@ -243,9 +250,11 @@ def main() -> None:
     )
     args, _ = parser.parse_known_args()
     with tempfile.TemporaryDirectory() as data, EmbeddedMongo(Path(data)) as server:
+        assert server.pid is not None
         asyncio.run(
             run(
                 server.url,
+                ServerCpu(descendants(server.pid)[0]),
                 concurrency=args.concurrency,
                 plays_each=args.plays,
                 rounds=args.rounds,

@@ -33,9 +33,10 @@ import textwrap
 import time
 import urllib.request
 from pathlib import Path
-from typing import Final, NamedTuple
+from typing import NamedTuple
 
 from app.embedded import free_port
+from bench import cpu_seconds, descendants
 
 APP_SECRET = "bench-app-secret-0123456789"
 PAGE_ID = "1000000000001"
@@ -126,25 +127,6 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], within: float = 60) -
         except OSError:
             time.sleep(0.2)
     raise SystemExit(f"{url} not ready within {within}s")
-
-
-CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of ``pid`` so far (``/proc/<pid>/stat`` fields 14 and 15)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()  # the name (field 2) may hold spaces
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (``loyalty serve`` starts its embedded servers through a watchdog)."""
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (int(c) for c in (task / "children").read_text().split()):
-            found += [child, *descendants(child)]
-    return found
 
 
 def redis_server(pid: int) -> int | None:

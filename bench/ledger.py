@@ -28,7 +28,7 @@ from pathlib import Path
 from pymongo.asynchronous.database import AsyncDatabase
 
 from app.embedded import EmbeddedMongo
-from bench import paired_round
+from bench import ServerCpu, descendants, paired_round
 from loyalty.clock import SystemClock
 from loyalty.customers import CustomerService, Identity
 from loyalty.ledger import LedgerService
@@ -113,7 +113,7 @@ async def _raw(db: AsyncDatabase[Document], customers: list[str], per_customer: 
     return len(customers) * per_customer / (time.perf_counter() - started)
 
 
-async def _run(url: str, customers_count: int, per_customer: int, rounds: int) -> None:
+async def _run(url: str, customers_count: int, per_customer: int, rounds: int, server: ServerCpu) -> None:
     client = create_mongo_client(url)
     db = client["bench_ledger"]
     await ensure_indexes(db)
@@ -131,8 +131,8 @@ async def _run(url: str, customers_count: int, per_customer: int, rounds: int) -
     for round_no in range(rounds):
         ours, raw = await paired_round(
             round_no,
-            partial(_ours, ledger, customers, per_customer, round_no),
-            partial(_raw, db, customers, per_customer, round_no),
+            partial(server.measure, "ours", partial(_ours, ledger, customers, per_customer, round_no)),
+            partial(server.measure, "raw", partial(_raw, db, customers, per_customer, round_no)),
         )
         pairs.append((ours, raw))
         print(
@@ -158,6 +158,11 @@ async def _run(url: str, customers_count: int, per_customer: int, rounds: int) -
     ours_median = statistics.median(o for o, _ in pairs)
     print(f"raw insert_one + update_one  {raw_median:8,.0f} earns/s  (median of {rounds} rounds)")
     print(f"LedgerService.earn           {ours_median:8,.0f} earns/s  ({total} earns a round, reconciled)")
+    earns = rounds * total
+    print(
+        f"server CPU per earn: raw {1e6 * server.seconds['raw'] / earns:,.0f} us, "
+        f"ours {1e6 * server.seconds['ours'] / earns:,.0f} us"
+    )
     print(f"ratio_vs_raw={median:.2f}")
     await client.drop_database("bench_ledger")
     await client.close()
@@ -170,7 +175,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args(argv or [])
     with tempfile.TemporaryDirectory() as tmp, EmbeddedMongo(Path(tmp)) as mongo:
-        asyncio.run(_run(mongo.url, args.customers, args.earns, args.rounds))
+        assert mongo.pid is not None
+        server = ServerCpu(descendants(mongo.pid)[0])
+        asyncio.run(_run(mongo.url, args.customers, args.earns, args.rounds, server))
 
 
 if __name__ == "__main__":
