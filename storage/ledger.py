@@ -17,7 +17,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from loyalty.ledger import EPOCH, JournalItem, LedgerEntry, Lot, Wallet, WalletChange
-from storage.batching import InsertBatcher
 from storage.clients import Document
 from storage.paging import newest_first
 
@@ -38,13 +37,11 @@ class MongoLedgerRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._ledger = db[LEDGER]
         self._customers = db[CUSTOMERS]
-        self._claims = InsertBatcher(self._ledger)
 
     # ---------------------------------------------------------------- entries
     async def claim(self, entry: LedgerEntry) -> LedgerEntry | None:
-        # Concurrent claims (of any customers) go to the server together: one insert, one commit.
         try:
-            await self._claims.insert(_entry_doc(entry))
+            await self._ledger.insert_one(_entry_doc(entry))
         except DuplicateKeyError:
             existing = await self.entry(entry.key)
             if existing is None:  # released between our insert and our read: claim again
