@@ -267,7 +267,7 @@ class MongoGameRepository:
                 return True
             document = await self.players.find_one({"_id": player_id}, {"day": 1})
             if document is None:
-                await self._create_player(campaign_id, customer_id)
+                await self._create_player(campaign_id, customer_id, day)
             elif document.get("day", "") < day:
                 await self._roll_day(self.players, player_id, day, ("day_plays", "day_free"))
             else:
@@ -285,12 +285,12 @@ class MongoGameRepository:
             {"$set": {"day": day, **dict.fromkeys(counters, 0)}},
         )
 
-    async def _create_player(self, campaign_id: str, customer_id: str) -> None:
+    async def _create_player(self, campaign_id: str, customer_id: str, day: str) -> None:
+        """A player's first document, already on ``day`` (its counters at zero)."""
+        fields = {**_NEW_PLAYER, "day": day, "campaign_id": campaign_id, "customer_id": customer_id}
         with contextlib.suppress(DuplicateKeyError):
             await self.players.update_one(
-                {"_id": f"{campaign_id}:{customer_id}"},
-                {"$setOnInsert": {**_NEW_PLAYER, "campaign_id": campaign_id, "customer_id": customer_id}},
-                upsert=True,
+                {"_id": f"{campaign_id}:{customer_id}"}, {"$setOnInsert": fields}, upsert=True
             )
 
     async def give_back_turn(self, campaign_id: str, customer_id: str, play_id: str) -> None:
