@@ -42,7 +42,9 @@ async def newest_first(
         steps = [{**query, "created_at": at, "_id": {"$lt": key}}, {**query, "created_at": {"$lt": at}}]
     page: list[Document] = []
     for step in steps:
-        cursor = collection.find(step).sort(_NEWEST_FIRST).batch_size(limit + 1)
+        cursor = collection.find(step).sort(_NEWEST_FIRST)
+        # without `keep` the page is exactly the first documents; with it, as many as it takes
+        cursor = cursor.limit(limit - len(page)) if keep is None else cursor.batch_size(limit + 1)
         async for document in cursor:
             if keep is not None and not keep(document):
                 continue

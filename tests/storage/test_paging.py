@@ -90,6 +90,28 @@ async def test_pages_hold_every_entry_once_across_ties_and_leave_out_void_ones(
     assert pages == [["same4", "same2"], ["same0", "old0"], ["old1", "old2"]]
 
 
+async def test_pages_without_a_filter_after_the_read_hold_every_document_once(
+    watched: tuple[AsyncDatabase[Document], _Finds],
+) -> None:
+    """Orders page without `keep` (the server stops at the page's size): ties on the instant too."""
+    db, _ = watched
+    await db["orders"].insert_many(
+        [{"_id": f"same{n}", "customer_id": "c1", "created_at": T0} for n in range(3)]
+        + [
+            {"_id": f"old{n}", "customer_id": "c1", "created_at": T0 - timedelta(minutes=n + 1)}
+            for n in range(2)
+        ]
+        + [{"_id": "other", "customer_id": "c2", "created_at": T0}]
+    )
+    pages: list[list[str]] = []
+    before: tuple[datetime, str] | None = None
+    while page := await newest_first(db["orders"], {"customer_id": "c1"}, limit=2, before=before):
+        pages.append([document["_id"] for document in page])
+        before = (page[-1]["created_at"], page[-1]["_id"])
+
+    assert pages == [["same2", "same1"], ["same0", "old0"], ["old1"]]
+
+
 async def test_history_and_order_pages_are_read_through_the_index(
     watched: tuple[AsyncDatabase[Document], _Finds],
 ) -> None:
