@@ -119,9 +119,7 @@ async def enqueue(request: web.Request, updates: Sequence[BaseUpdate], *, source
     try:
         results = await request.app[SINK].publish(updates)
     except Exception as error:
-        counters.inc("webhook_queue_failures_total", source=source)
-        log.error("%s: cannot queue %d update(s): %s: %s", source, len(updates), type(error).__name__, error)
-        raise ApiError(503, "queue_unavailable", "the event could not be queued; try again") from error
+        raise queue_failure(request.app, len(updates), error, source=source) from error
     new = sum(results)
     queued, duplicate = _outcome_keys(source)
     counters.add(queued, new)
