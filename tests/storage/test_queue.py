@@ -268,3 +268,31 @@ async def test_the_publishers_own_connection_killed_by_redis_is_replaced(redis: 
         assert await EventQueue(redis).backlog() == 2
     finally:
         await publisher.aclose()
+
+
+async def test_a_call_that_timed_out_does_not_leave_its_reply_for_the_next_call(redis: Redis) -> None:
+    """Redis answers a call after the publisher gave up on it: that late reply must not be read as the
+    next call's answer (redis-py disconnects a connection whose read was interrupted; the publisher's
+    connection then reconnects)."""
+    kwargs = redis.connection_pool.connection_kwargs
+    impatient = create_redis_client(
+        f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}", timeout=0.2
+    )
+    publisher = CoalescingPublisher(EventQueue(impatient))
+    try:
+        await publisher.publish([_event(1, dedupe="m1")])  # opens the connection, loads the script
+        sleeping = asyncio.ensure_future(redis.execute_command("DEBUG", "SLEEP", "1.0"))  # type: ignore[no-untyped-call]
+        await asyncio.sleep(0.2)  # the server is asleep from here
+        with pytest.raises(QueueError):
+            await publisher.publish([_event(2, dedupe="m2")])
+        await sleeping
+
+        (entry,) = await publisher.publish([_event(3, dedupe="m3")])
+
+        deliveries = {
+            d.entry_id: d.data["n"] for d in await EventQueue(redis).read("c1", count=10, block_ms=10)
+        }
+        assert entry is not None and deliveries[entry] == 3
+    finally:
+        await publisher.aclose()
+        await impatient.aclose()
