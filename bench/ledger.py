@@ -71,11 +71,14 @@ async def _ours(ledger: LedgerService, customers: list[str], per_customer: int, 
 
 async def _raw(db: AsyncDatabase[Document], customers: list[str], per_customer: int, round_no: int) -> float:
     entries, wallets = db["raw_ledger"], db["raw_customers"]
-    expires = datetime.now(UTC) + timedelta(days=365)
 
     async def one(cid: str) -> None:
         for n in range(per_customer):
             now = datetime.now(UTC)
+            # Each lot expires a year after its own earn, as the service's do: one expiry shared by a
+            # round's lots would give the multikey index on `wallet.lots.x` one key where the service
+            # writes twelve, and every update rewrites all of a document's index keys.
+            expires = now + timedelta(days=365)
             key = f"raw:{round_no}:{cid}:{n}"
             await entries.insert_one(
                 {
