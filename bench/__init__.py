@@ -36,7 +36,11 @@ def descendants(pid: int) -> list[int]:
     """Every process below ``pid`` (the embedded servers run below a watchdog)."""
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (int(c) for c in (task / "children").read_text().split()):
+        try:
+            children = (task / "children").read_text().split()
+        except FileNotFoundError:  # a thread that ended between the listing and the read
+            continue
+        for child in (int(c) for c in children):
             found += [child, *descendants(child)]
     return found
 
