@@ -16,6 +16,10 @@ put in such an object passed :mod:`.wire`'s validation, which is at least as str
 fields (ids of at most 100 characters for 128, mids of 240 for 256, payloads of 1,000, texts cut to
 4,096, refs over 1,000 dropped); ``tests/webhooks/test_messenger.py`` builds the model from every
 fixture's and from boundary items' JSON to hold that.
+
+The view tries :func:`webhooks.messenger.fast.parse_bytes` first, which runs these same parsers on items
+decoded by msgspec (their ``raw`` is then the item's own JSON text, a :class:`msgspec.Raw`); whatever it
+cannot decide comes here.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 
+import msgspec
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError, to_json
 
@@ -94,6 +99,9 @@ class InvalidPayload(Exception):
 #: An update as the JSON object :data:`bot.UPDATE_ADAPTER` reads (``kind``, ``channel``, ``account_id``,
 #: ``user_id``, ``event_id``, ``timestamp``, ``raw`` and the kind's fields).
 Document = dict[str, Any]
+#: An item as received, kept as its updates' ``raw``: the parsed JSON object, or (on the fast path) the
+#: item's JSON text, which the fast path's encoder writes into the update verbatim.
+RawItem = dict[str, Any] | msgspec.Raw
 _CHANNEL: Final = Channel.MESSENGER.value
 
 
@@ -107,9 +115,10 @@ class Outcome(NamedTuple):
 
 
 #: A handled kind's parser: the item as validated (:data:`~webhooks.messenger.wire.BODY_ADAPTER` checked
-#: it against its kind's shape), the same item as received (kept as the updates' ``raw``) and its entry →
-#: an :class:`Outcome`. It may raise :class:`InvalidPayload` for what the shape cannot say.
-Parser = Callable[[Any, dict[str, Any], WireEntry], Outcome]
+#: it against its kind's shape, or the fast path's msgspec shapes did), the same item as received (kept as
+#: the updates' ``raw``) and its entry → an :class:`Outcome`. It may raise :class:`InvalidPayload` for what
+#: the shape cannot say.
+Parser = Callable[[Any, RawItem, WireEntry], Outcome]
 
 
 @dataclass(slots=True)
@@ -119,7 +128,7 @@ class _Origin:
     account_id: str
     user_id: str
     millis: int
-    raw: dict[str, Any]
+    raw: RawItem
 
     def stable_id(self, kind: str, discriminator: str) -> str:
         """For items without a ``mid``: the same item always gets the same id, so a resend is a duplicate."""
@@ -154,7 +163,7 @@ def _iso_second(seconds: int) -> str:
     return from_millis(seconds * 1000).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def _origin(item: WireItem, raw: dict[str, Any], entry: WireEntry, user_ref: str | None = None) -> _Origin:
+def _origin(item: WireItem, raw: RawItem, entry: WireEntry, user_ref: str | None = None) -> _Origin:
     # account_id: the Page, which is the recipient of a user→page item; the entry's id says the same
     # and is the fallback if an item ever comes without recipient.id (unconfirmed that it can).
     recipient = item.get("recipient")
@@ -247,7 +256,7 @@ def _attachments(message: WireMessage) -> list[Document]:
     return converted
 
 
-def parse_message(item: MessageItem, raw: dict[str, Any], entry: WireEntry) -> Outcome:
+def parse_message(item: MessageItem, raw: RawItem, entry: WireEntry) -> Outcome:
     """``messages``: text, attachments, a quick reply (→ ``Postback``), a shared phone (→ ``ContactShared``).
 
     Echoes (``is_echo``: the Page's own messages, ``message_echoes``) are dropped first, so the bot never
@@ -289,7 +298,7 @@ def _usable_ref(ref: str | None) -> str | None:
     return ref
 
 
-def parse_postback(item: PostbackItem, raw: dict[str, Any], entry: WireEntry) -> Outcome:
+def parse_postback(item: PostbackItem, raw: RawItem, entry: WireEntry) -> Outcome:
     """``messaging_postbacks``: a button, the persistent menu, Get Started → ``Postback``.
 
     A postback carrying ``referral`` (Get Started pressed by someone who came through an m.me link or QR
@@ -317,7 +326,7 @@ def parse_postback(item: PostbackItem, raw: dict[str, Any], entry: WireEntry) ->
     return Outcome((update, also), origin=origin)
 
 
-def parse_referral(item: ReferralItem, raw: dict[str, Any], entry: WireEntry) -> Outcome:
+def parse_referral(item: ReferralItem, raw: RawItem, entry: WireEntry) -> Outcome:
     """``messaging_referrals``: an m.me link or QR code opened in an existing thread → ``Referral``.
 
     A missing ref (an ad without one; "referrals ... might not work") is queued as ``ref=""`` so the
@@ -336,7 +345,7 @@ def parse_referral(item: ReferralItem, raw: dict[str, Any], entry: WireEntry) ->
     return Outcome((update,), origin=origin)
 
 
-def parse_optin(item: OptinItem, raw: dict[str, Any], entry: WireEntry) -> Outcome:
+def parse_optin(item: OptinItem, raw: RawItem, entry: WireEntry) -> Outcome:
     """``messaging_optins`` → ``OptIn(ref, topic, token)``.
 
     - notification messages: ``ref`` = ``optin.ref`` (m.me/rn links) or ``optin.payload``, ``topic`` =
@@ -537,7 +546,17 @@ def _parse_items(
                 raise InvalidPayload.problem(field, "holds text that is not valid Unicode") from None
 
 
-def _keep(batch: Batch, kind: str, outcome: Outcome, *, oldest: int, page_id: str | None) -> None:
+def _keep(
+    batch: Batch,
+    kind: str,
+    outcome: Outcome,
+    *,
+    oldest: int,
+    page_id: str | None,
+    prepare: Callable[[Document], Prepared] | None = None,
+) -> None:
+    """Queue ``outcome``'s updates (``prepare``: how an update becomes its JSON, :func:`_prepared` by
+    default), or count them as for another Page or stale."""
     origin = outcome.origin
     assert origin is not None  # every parser that yields updates says whose they are
     if page_id is not None and origin.account_id != page_id:
@@ -547,7 +566,7 @@ def _keep(batch: Batch, kind: str, outcome: Outcome, *, oldest: int, page_id: st
         # must not be handled a second time.
         _bump(batch.stale, kind)
     else:
-        batch.updates += [_prepared(update) for update in outcome.updates]
+        batch.updates += [(prepare or _prepared)(update) for update in outcome.updates]
 
 
 def _prepared(update: Document) -> Prepared:
