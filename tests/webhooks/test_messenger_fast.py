@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from bot import UPDATE_ADAPTER
 from webhooks.messenger import fast as fast_shapes
 from webhooks.messenger import wire as wire_shapes
-from webhooks.messenger.events import Batch, InvalidPayload, parse_body
-from webhooks.messenger.fast import _plain, parse_bytes
+from webhooks.messenger.events import MAX_TEXT_LENGTH, Batch, InvalidPayload, parse_body
+from webhooks.messenger.fast import _plain, _texts, parse_bytes
 from webhooks.messenger.view import parse_json
 from webhooks.messenger.wire import MAX_ID_LENGTH, MAX_MID_LENGTH
 
@@ -457,6 +457,118 @@ def test_the_raw_item_is_queued_as_it_came() -> None:
 
     assert batch is not None
     assert b'"raw":' + item in batch.updates[0].json
+
+
+# --------------------------------------------------------------------------- the express lane
+# ``_texts`` takes deliveries made only of plain text messages in Meta's exact shape: it must take every
+# one of them, with the usual path's batch, and answer nothing it cannot answer as the usual path does.
+
+
+@st.composite
+def text_deliveries(draw: st.DrawFn) -> dict[str, Any]:
+    entries = []
+    for _ in range(draw(st.integers(1, 2))):
+        items = [
+            {
+                "sender": {"id": draw(string_ids)},
+                "recipient": {"id": draw(st.sampled_from([PAGE, "1000000000001"]))},
+                "timestamp": draw(st.integers(min_value=NOW_MS - 2 * DAY_MS, max_value=NOW_MS + DAY_MS)),
+                "message": {
+                    "mid": draw(mids),
+                    "text": draw(
+                        st.one_of(st.text(max_size=50), st.text(min_size=4000, max_size=MAX_TEXT_LENGTH))
+                    ),
+                },
+            }
+            for _ in range(draw(st.integers(0, 3)))
+        ]
+        entries.append(
+            {"id": draw(st.sampled_from([PAGE, "1000000000001"])), "time": draw(millis), "messaging": items}
+        )
+    return {"object": "page", "entry": entries}
+
+
+@SETTINGS
+@given(text_deliveries(), styles, st.sampled_from([None, PAGE]))
+def test_the_express_lane_takes_every_plain_text_delivery_with_the_usual_paths_batch(
+    delivery: dict[str, Any], style: str, page_id: str | None
+) -> None:
+    body = encoded(delivery, style)
+
+    taken = _texts(body, oldest=OLDEST, page_id=page_id)
+
+    assert taken is not None
+    theirs = usual(body, page_id=page_id)
+    assert isinstance(theirs, Batch)
+    assert summary(taken) == summary(theirs)
+
+
+@st.composite
+def altered_text_deliveries(draw: st.DrawFn) -> dict[str, Any]:
+    """A plain text delivery with one value replaced (odd values, operator objects), one key removed, or
+    one key added."""
+    delivery = draw(text_deliveries())
+    places = _places(delivery)
+    path = draw(st.sampled_from(places))
+    parent = _at(delivery, path[:-1])
+    action = draw(st.sampled_from(["replace", "remove", "add"]))
+    if action == "replace":
+        parent[path[-1]] = draw(st.one_of(ODD_STRINGS, ODD_VALUES))
+    elif action == "remove" and isinstance(parent, dict):
+        del parent[path[-1]]
+    elif isinstance(parent, dict):
+        parent[draw(KEYS)] = draw(st.one_of(ODD_VALUES, st.just({"mid": "m_2", "text": "x"})))
+    return delivery
+
+
+@SETTINGS
+@given(altered_text_deliveries(), styles)
+def test_the_express_lane_declines_or_answers_an_altered_delivery_as_the_usual_path_does(
+    delivery: dict[str, Any], style: str
+) -> None:
+    body = encoded(delivery, style)
+
+    taken = _texts(body, oldest=OLDEST, page_id=None)
+
+    if taken is not None:
+        theirs = usual(body)
+        assert isinstance(theirs, Batch), f"the express lane took a body the usual path refuses: {theirs}"
+        assert summary(taken) == summary(theirs)
+
+
+@pytest.mark.parametrize(
+    ("_case", "body"),
+    [
+        (
+            "a text longer than an update holds",
+            _with((*ITEM, "message", "text"), "x" * (MAX_TEXT_LENGTH + 1)),
+        ),
+        ("a quick reply", _with((*ITEM, "message", "quick_reply"), {"payload": "menu:points"})),
+        ("an echo", _with((*ITEM, "message", "is_echo"), True)),
+        ("a message without mid", json.dumps(_text_delivery()).replace('"mid": "m_1", ', "").encode()),
+        ("an entry without time", json.dumps(_text_delivery()).replace(f'"time": {NOW_MS}, ', "").encode()),
+        ("an unknown field", _with((*ITEM, "message", "nlp"), {"entities": {}})),
+        ("a standby array", _with(("entry", 0, "standby"), [])),
+        ("another object", _with(("object",), "instagram")),
+        ("a sender id sent as a number", _with((*ITEM, "sender", "id"), 1254459154682919)),
+        ("a timestamp sent as a string", _with((*ITEM, "timestamp"), str(NOW_MS))),
+        ("an entry id with a space", _with(("entry", 0, "id"), "68 24")),
+        ("bytes that are not UTF-8", json.dumps(_text_delivery()).encode().replace(b'"hi"', b'"h\xffi"')),
+    ],
+)
+def test_the_express_lane_leaves_anything_else_to_the_general_path(_case: str, body: bytes) -> None:
+    assert _texts(body, oldest=OLDEST, page_id=None) is None
+
+    assert_agrees(body)
+
+
+def test_a_text_fixture_takes_the_express_lane() -> None:
+    body = (FIXTURES / "messages__text.json").read_bytes()
+
+    taken = _texts(body, oldest=FIXTURES_OLDEST, page_id=None)
+
+    assert taken is not None and len(taken.updates) == 1
+    assert summary(taken) == summary(parse_body(parse_json(body), oldest=FIXTURES_OLDEST))
 
 
 # --------------------------------------------------------------------------- the fixtures

@@ -8,6 +8,11 @@ integer in ``(0, 10**14)``, no coercion. The items of ``messaging``/``standby`` 
 is that text, written into the queued JSON verbatim instead of being parsed into a dict and serialised
 again. The parsers, the page and age checks and the counts are :mod:`.events`' own.
 
+Before that, an express lane (:func:`_texts`) takes the commonest delivery, text messages in exactly the
+shape Meta sends them (``mid`` and ``text``, no other field anywhere), and writes their updates in a few
+lines, as ``parse_message`` would: a third of the general path's cost. Any other body, even one field
+more, goes the general way.
+
 It answers only when msgspec takes the whole body. Anything unusual makes it return None and the view
 goes the usual way (:func:`~webhooks.messenger.view.parse_json`, then
 :func:`~webhooks.messenger.events.parse_body`), which answers exactly as before: invalid JSON, a type or
@@ -27,19 +32,22 @@ parser on the same item), rather than returning None: that way nothing is parsed
 
 from __future__ import annotations
 
-from typing import Annotated, Final, Required, TypedDict, cast
+from typing import Annotated, Final, Literal, Required, TypedDict, cast
 
 import msgspec
 
+from bot.types import UpdateKind
 from webhooks.common import Prepared
 from webhooks.messenger.events import (
     _CHANNEL,
     EVENT_MAP,
+    MAX_TEXT_LENGTH,
     Batch,
     Document,
     InvalidPayload,
     _bump,
     _keep,
+    iso_millis,
     kind_of,
     label,
     unknown_kind,
@@ -174,6 +182,86 @@ _NUMBERS: Final = bytes.maketrans(b"123456789E", b"000000000e")
 _LONG_RUN: Final = b"0" * 200
 
 
+# --------------------------------------------------------------------------- the express lane
+# Most deliveries are one person's text message, and Meta sends those in one exact shape. These shapes
+# take that shape and nothing else (``forbid_unknown_fields``: any other field, kind or array, and the
+# body goes the general way below), so a text message is mapped here in a few lines instead of through
+# the table: about a third of the general fast path's cost. What it makes is what ``parse_message``
+# makes of the same item; ``tests/webhooks/test_messenger_fast.py`` holds both paths to that.
+
+
+class _TextParty(msgspec.Struct, forbid_unknown_fields=True):
+    id: Id
+
+
+class _TextMessage(msgspec.Struct, forbid_unknown_fields=True):
+    mid: Mid
+    text: Annotated[str, msgspec.Meta(max_length=MAX_TEXT_LENGTH)]  # longer: cut and logged, elsewhere
+
+
+class _TextItem(msgspec.Struct, forbid_unknown_fields=True):
+    sender: _TextParty
+    recipient: _TextParty
+    timestamp: Millis
+    message: _TextMessage
+
+
+class _TextEntry(msgspec.Struct, forbid_unknown_fields=True):
+    id: Id
+    time: Millis
+    messaging: list[msgspec.Raw]
+
+
+class _TextBody(msgspec.Struct, forbid_unknown_fields=True):
+    object: Literal["page"]
+    entry: list[_TextEntry]
+
+
+_TEXT_BODY: Final = msgspec.json.Decoder(_TextBody)
+_TEXT_ITEM: Final = msgspec.json.Decoder(_TextItem)
+_MESSAGE: Final = UpdateKind.MESSAGE.value
+
+
+def _texts(body: bytes, *, oldest: int, page_id: str | None) -> Batch | None:
+    """The batch of a delivery made only of plain text messages (``mid`` and ``text``, nothing else), as
+    :func:`~webhooks.messenger.events.parse_message` would make it, or None for any other body.
+
+    msgspec checks UTF-8 in every string it decodes, and with every field known nothing is skipped, so
+    :func:`_plain`'s checks have nothing left to find here (the two numbers are bounded integers).
+    """
+    try:
+        data = _TEXT_BODY.decode(body)
+        items = [(_TEXT_ITEM.decode(raw), raw) for entry in data.entry for raw in entry.messaging]
+    except (msgspec.DecodeError, RecursionError):  # msgspec.ValidationError is a DecodeError
+        return None
+    if not all(is_opaque(entry.id) for entry in data.entry):
+        return None
+    for item, _ in items:
+        if not (is_opaque(item.sender.id) and is_opaque(item.recipient.id) and is_opaque(item.message.mid)):
+            return None
+    batch = Batch()
+    for item, raw in items:
+        account_id, millis = item.recipient.id, item.timestamp
+        if page_id is not None and account_id != page_id:
+            _bump(batch.ignored, "other_page")
+        elif millis < oldest:
+            _bump(batch.stale, "message")
+        else:
+            user_id, mid = item.sender.id, item.message.mid
+            update = {
+                "kind": _MESSAGE,
+                "channel": _CHANNEL,
+                "account_id": account_id,
+                "user_id": user_id,
+                "event_id": mid,
+                "timestamp": iso_millis(millis),
+                "raw": raw,
+                "text": item.message.text,
+            }
+            batch.updates.append(Prepared(_CHANNEL, account_id, user_id, mid, _ENCODER.encode(update)))
+    return batch
+
+
 def parse_bytes(body: bytes, *, oldest: int, page_id: str | None = None) -> Batch | None:
     """The updates of a raw webhook body, as :func:`~webhooks.messenger.events.parse_body` would make
     them from its parsed JSON, or None when this path cannot tell (then use that one).
@@ -183,6 +271,9 @@ def parse_bytes(body: bytes, *, oldest: int, page_id: str | None = None) -> Batc
     :param page_id: when set, items for another Page are skipped (counted as ``other_page``).
     :raises InvalidPayload: a handled item without sender or timestamp (what ``parse_body`` raises too).
     """
+    texts = _texts(body, oldest=oldest, page_id=page_id)
+    if texts is not None:
+        return texts
     if not _plain(body):
         return None
     try:
