@@ -17,10 +17,10 @@ import jinja2
 from aiohttp import web
 from aiohttp.web_log import AccessLogger
 
-from app import games_page, keys, zalo_oauth
+from app import games_page, keys, middlewares, zalo_oauth
 from app.chat import QueuedUpdates, ZnsReceipts, build_dispatcher, chat_worker
 from app.jobs import JobRunner
-from app.middlewares import MAX_BODY_BYTES, request_middleware
+from app.middlewares import MAX_BODY_BYTES
 from app.miniapp import setup_miniapp
 from app.paths import ASSETS_DIR, TEMPLATES_DIR
 from app.resources import open_resources
@@ -41,10 +41,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, worker: bool =
     """
     if settings.mongodb_uri is None or settings.redis_url is None:
         raise ValueError("create_app needs MONGODB_URI and REDIS_URL (start the embedded servers first)")
-    app = web.Application(
-        middlewares=[request_middleware],
-        client_max_size=MAX_BODY_BYTES,
-    )
+    app = web.Application(client_max_size=MAX_BODY_BYTES)  # no middlewares: see app.middlewares
+    middlewares.install(app)
     app[keys.SETTINGS] = settings
     app[keys.CLOCK] = clock or SystemClock()
     app[webhook_common.COUNTERS] = webhook_common.Counters()

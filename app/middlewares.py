@@ -1,7 +1,14 @@
-"""Request ids and one JSON error shape for every failure.
+"""Request ids and one JSON error shape for every failure, around every route's handler.
 
 Every error a client sees is ``{"error": {"code": ..., "message": ..., "request_id": ...}}`` with the
 right status; no stack trace ever leaves the process (it is logged, with the request id, instead).
+
+This is not an aiohttp middleware. An app with any middleware runs every request through two more
+coroutine layers (aiohttp's own ``_fix_request_current_app`` and the middleware) and a cache look-up
+of the chain; on the webhook's ack path that was about a tenth of the whole request's CPU time
+(``bench/README.md``). Instead, :func:`install` wraps each route's handler in :func:`request_context`
+when the app starts (so routes added after ``create_app`` are covered too), and adds a last route that
+answers what no other route matches with the JSON 404 or 405 (with ``Allow``) aiohttp would have raised.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ import itertools
 import logging
 import os
 import re
+from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
 from aiohttp import web
@@ -29,6 +37,10 @@ _ID_PREFIX: Final = os.urandom(8).hex()
 _ID_COUNTER: Final = itertools.count(1)
 
 # Stable, documented codes for the statuses aiohttp raises on its own.
+#: The name of the route that answers what no other route matches (404 or 405).
+NO_ROUTE: Final = "no_route"
+_IN_CONTEXT: Final = "__in_request_context__"
+
 _CODES: Final = {
     400: "bad_request",
     401: "unauthorized",
@@ -59,31 +71,71 @@ def new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
-@web.middleware
-async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The request id and the JSON error shape, in one middleware (one layer less on every request).
+def request_context(handler: Handler) -> Callable[[web.Request], Coroutine[Any, Any, web.StreamResponse]]:
+    """``handler`` with the request id and the JSON error shape.
 
     The caller's ``X-Request-ID`` is kept if it is sane, otherwise a new one is made; it is echoed on the
     response and set for the log lines of the request. Every exception becomes the JSON error shape.
     """
-    incoming = request.headers.get(REQUEST_ID_HEADER)
-    request_id = incoming if incoming is not None and _VALID_REQUEST_ID.match(incoming) else new_request_id()
-    token = request_id_var.set(request_id)
-    try:
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        incoming = request.headers.get(REQUEST_ID_HEADER)
+        sane = incoming is not None and _VALID_REQUEST_ID.match(incoming)
+        request_id = incoming if sane and incoming is not None else new_request_id()
+        token = request_id_var.set(request_id)
         try:
-            response = await handler(request)
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                exc.headers[REQUEST_ID_HEADER] = request_id
-                raise  # redirects and the like pass through
-            response = _http_error(exc)
-        except Exception:
-            log.exception("unhandled error on %s %s", request.method, request.path)
-            response = error_response(500, "internal_error", "internal server error")
-        response.headers[REQUEST_ID_HEADER] = request_id
-        return response
-    finally:
-        request_id_var.reset(token)
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:
+                if exc.status < 400:
+                    exc.headers[REQUEST_ID_HEADER] = request_id
+                    raise  # redirects and the like pass through
+                response = _http_error(exc)
+            except Exception:
+                log.exception("unhandled error on %s %s", request.method, request.path)
+                response = error_response(500, "internal_error", "internal server error")
+            response.headers[REQUEST_ID_HEADER] = request_id
+            return response
+        finally:
+            request_id_var.reset(token)
+
+    handle.__wrapped__ = handler  # type: ignore[attr-defined]
+    setattr(handle, _IN_CONTEXT, True)
+    return handle
+
+
+def in_context(handler: object) -> bool:
+    """Whether ``handler`` was made by :func:`request_context`."""
+    return getattr(handler, _IN_CONTEXT, False) is True
+
+
+def install(app: web.Application) -> None:
+    """Give every route of ``app`` the request context, and JSON 404/405s, once all its routes are in: on
+    start-up, before the router is frozen."""
+    app.on_startup.append(_wrap_routes)
+
+
+async def _wrap_routes(app: web.Application) -> None:
+    for route in app.router.routes():
+        if not in_context(route.handler):
+            # aiohttp has no public way to change a route's handler, and registering every route through
+            # a wrapper would miss those added by libraries and tests. tests/app/test_http.py checks
+            # that every route, static files included, answers in context.
+            route._handler = request_context(route.handler)
+    app.router.add_route("*", "/{path:.*}", request_context(_no_route), name=NO_ROUTE)
+
+
+async def _no_route(request: web.Request) -> web.StreamResponse:
+    """What aiohttp's router answers when no route matches: 405 with ``Allow`` if the path exists with
+    other methods, else 404. This route is the last one, so it is reached only then."""
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource.name != NO_ROUTE:
+            _, methods = await resource.resolve(request)
+            allowed |= methods
+    if allowed:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+    raise web.HTTPNotFound
 
 
 def _http_error(exc: web.HTTPException) -> web.Response:

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from app import keys
 from app.factory import create_app
-from app.middlewares import MAX_BODY_BYTES, REQUEST_ID_HEADER
+from app.middlewares import MAX_BODY_BYTES, NO_ROUTE, REQUEST_ID_HEADER, in_context
 from app.settings import Settings
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[web.Request, web.Application]]]
@@ -32,7 +32,7 @@ async def client(
     aiohttp_client: ClientFactory, settings: Settings
 ) -> TestClient[web.Request, web.Application]:
     app = create_app(settings)
-    # test-only routes to exercise the middlewares; the real ones come with later features
+    # test-only routes, added after create_app as a library's or an extension's would be
     app.router.add_post("/_test/echo", _echo_length)
     app.router.add_get("/_test/boom", _boom)
     return await aiohttp_client(app)
@@ -141,6 +141,45 @@ async def test_an_unsafe_request_id_is_replaced(
     echoed = response.headers[REQUEST_ID_HEADER]
     assert echoed != incoming.replace("\r\n", " ")
     assert len(echoed) == 32 and echoed.isalnum()
+
+
+async def test_every_route_answers_in_the_request_context(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    routes = list(client.app.router.routes())
+
+    assert {route.resource.name for route in routes if route.resource is not None} >= {"static", NO_ROUTE}
+    assert all(in_context(route.handler) for route in routes)
+
+
+async def test_a_missing_static_file_is_a_404_with_a_request_id(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    # (aiohttp's file response sets the 404 itself, with no body: nothing is raised to shape as JSON)
+    response = await client.get("/static/no-such-file.css")
+
+    assert response.status == 404
+    assert REQUEST_ID_HEADER in response.headers
+
+
+async def test_wrong_method_on_a_path_with_a_variable_is_a_json_405(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    response = await client.delete("/games/spring-wheel/fairness")
+
+    assert response.status == 405
+    assert (await response.json())["error"]["code"] == "method_not_allowed"
+    assert "GET" in response.headers["Allow"]
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+async def test_an_unknown_path_is_a_404_whatever_the_method(
+    method: str, client: TestClient[web.Request, web.Application]
+) -> None:
+    response = await client.request(method, "/no/such/thing")
+
+    assert response.status == 404
+    assert REQUEST_ID_HEADER in response.headers
 
 
 def test_create_app_refuses_settings_without_servers(settings: Settings) -> None:
