@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from app import keys
@@ -29,6 +31,7 @@ from storage.queue import EventQueue
 from webhooks.common import COUNTERS
 from webhooks.messenger import CONFIG, PATH, MessengerWebhookConfig, register
 from webhooks.messenger.events import ALL_EVENT_TYPES, EVENT_MAP, IGNORED_EVENTS, WEBHOOK_FIELDS, kind_of
+from webhooks.messenger.view import hmac_sha256
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[web.Request, web.Application]]]
 Client = TestClient[web.Request, web.Application]
@@ -798,6 +801,26 @@ async def test_a_quick_reply_titled_like_its_payload_but_not_a_phone_stays_a_pos
     (update,) = await queued(client)
     assert isinstance(update, Postback)
     assert (update.payload, update.title) == ("OK", "OK")
+
+
+@given(st.text(min_size=1, max_size=200), st.binary(max_size=2000))
+def test_the_signature_is_the_standard_hmac_sha256(key: str, message: bytes) -> None:
+    # keys shorter and longer than SHA-256's 64-byte block, any body
+    assert hmac_sha256(key, message) == hmac.new(key.encode(), message, hashlib.sha256).digest()
+
+
+def test_the_oldest_item_taken_follows_the_configured_clock() -> None:
+    pinned = datetime(2026, 5, 5, 3, 0, tzinfo=UTC)
+    config = MessengerWebhookConfig(app_secret=APP_SECRET, verify_token=VERIFY_TOKEN, now=lambda: pinned)
+
+    assert config.oldest_millis() == int(pinned.timestamp() * 1000) - config.max_age_seconds * 1000
+
+
+def test_the_default_clock_is_the_wall_clock() -> None:
+    config = MessengerWebhookConfig(app_secret=APP_SECRET, verify_token=VERIFY_TOKEN)
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+
+    assert abs(config.oldest_millis() + config.max_age_seconds * 1000 - now_ms) < 5_000
 
 
 def test_the_config_refuses_empty_secrets() -> None:

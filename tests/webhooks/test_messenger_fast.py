@@ -553,6 +553,8 @@ def test_the_express_lane_declines_or_answers_an_altered_delivery_as_the_usual_p
         ("a sender id sent as a number", _with((*ITEM, "sender", "id"), 1254459154682919)),
         ("a timestamp sent as a string", _with((*ITEM, "timestamp"), str(NOW_MS))),
         ("an entry id with a space", _with(("entry", 0, "id"), "68 24")),
+        ("a mid with a control character", _with((*ITEM, "message", "mid"), "m\x7f1")),
+        ("no entry at all", b'{"object": "page", "entry": []}'),
         ("bytes that are not UTF-8", json.dumps(_text_delivery()).encode().replace(b'"hi"', b'"h\xffi"')),
     ],
 )

@@ -73,16 +73,35 @@ def signature_problem(app_secret: str, body: bytes, header: str | None, legacy: 
     match = _SIGNATURE.fullmatch(header.strip())
     if match is None:
         return "malformed"
-    mac = _keyed(app_secret).copy()  # a keyed HMAC copied: half the cost of keying one per request
-    mac.update(body)
-    if not hmac.compare_digest(mac.digest(), bytes.fromhex(match.group(1))):
+    if not hmac.compare_digest(hmac_sha256(app_secret, body), bytes.fromhex(match.group(1))):
         return "mismatch"
     return None
 
 
+def hmac_sha256(key: str, message: bytes) -> bytes:
+    """``hmac.new(key.encode(), message, hashlib.sha256).digest()``, from the two SHA-256 states keyed
+    once per key (RFC 2104: H(K ^ opad, H(K ^ ipad, message))), copied per call. About half the time of
+    copying a keyed :class:`hmac.HMAC`, whose methods are Python wrappers around the same C calls."""
+    inner, outer = _pads(key)
+    digest = inner.copy()
+    digest.update(message)
+    mac = outer.copy()
+    mac.update(digest.digest())
+    return mac.digest()
+
+
+_BLOCK_SIZE: Final = 64  # SHA-256's
+
+
 @functools.lru_cache(maxsize=8)
-def _keyed(app_secret: str) -> hmac.HMAC:
-    return hmac.new(app_secret.encode(), digestmod=hashlib.sha256)
+def _pads(key: str) -> tuple[hashlib._Hash, hashlib._Hash]:
+    secret = key.encode()
+    if len(secret) > _BLOCK_SIZE:  # RFC 2104: longer keys are hashed first
+        secret = hashlib.sha256(secret).digest()
+    secret = secret.ljust(_BLOCK_SIZE, b"\0")
+    inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in secret))
+    outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in secret))
+    return inner, outer
 
 
 def parse_json(body: bytes) -> object:
@@ -114,7 +133,7 @@ async def receive(request: web.Request) -> web.Response:
         app[COUNTERS].inc("webhook_signature_failures_total", source=SOURCE, reason=problem)
         log.warning("messenger: refused a delivery of %d bytes: signature %s", len(body), problem)
         raise ApiError(401, "invalid_signature", f"{SIGNATURE_HEADER} is {problem.replace('_', ' ')}")
-    oldest = int(config.now().timestamp() * 1000) - config.max_age_seconds * 1000
+    oldest = config.oldest_millis()
     try:
         batch = parse_bytes(body, oldest=oldest, page_id=config.page_id)
         if batch is None:  # the fast path cannot tell: the usual one answers, 400s included
