@@ -5,8 +5,8 @@ right status; no stack trace ever leaves the process (it is logged, with the req
 
 This is not an aiohttp middleware. An app with any middleware runs every request through two more
 coroutine layers (aiohttp's own ``_fix_request_current_app`` and the middleware) and a cache look-up
-of the chain; on the webhook's ack path that was about a tenth of the whole request's CPU time
-(``bench/README.md``). Instead, :func:`install` wraps each route's handler in :func:`request_context`
+of the chain; on the webhook's ack path that was 3% of the request's instructions (``bench/README.md``,
+fifth pass). Instead, :func:`install` wraps each route's handler in :func:`request_context`
 when the app starts (so routes added after ``create_app`` are covered too), and adds a last route that
 answers what no other route matches with the JSON 404 or 405 (with ``Allow``) aiohttp would have raised.
 """
