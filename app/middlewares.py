@@ -36,11 +36,11 @@ _VALID_REQUEST_ID: Final = re.compile(r"^[A-Za-z0-9._\-]{8,64}$")
 _ID_PREFIX: Final = os.urandom(8).hex()
 _ID_COUNTER: Final = itertools.count(1)
 
-# Stable, documented codes for the statuses aiohttp raises on its own.
 #: The name of the route that answers what no other route matches (404 or 405).
 NO_ROUTE: Final = "no_route"
-_IN_CONTEXT: Final = "__in_request_context__"
+_IN_CONTEXT: Final = "__in_request_context__"  # the mark of a handler made by request_context
 
+# Stable, documented codes for the statuses aiohttp raises on its own.
 _CODES: Final = {
     400: "bad_request",
     401: "unauthorized",
@@ -80,8 +80,9 @@ def request_context(handler: Handler) -> Callable[[web.Request], Coroutine[Any, 
 
     async def handle(request: web.Request) -> web.StreamResponse:
         incoming = request.headers.get(REQUEST_ID_HEADER)
-        sane = incoming is not None and _VALID_REQUEST_ID.match(incoming)
-        request_id = incoming if sane and incoming is not None else new_request_id()
+        request_id = (
+            incoming if incoming is not None and _VALID_REQUEST_ID.match(incoming) else new_request_id()
+        )
         token = request_id_var.set(request_id)
         try:
             try:
