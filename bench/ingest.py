@@ -115,6 +115,26 @@ def signed_bodies(count: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+SERVE = [sys.executable, "-m", "app.cli", "serve"]
+
+
+def serve_env(folder: Path, port: int) -> dict[str, str]:
+    """``loyalty serve``'s environment: embedded servers under ``folder``, the Messenger webhook on,
+    the in-process worker off (the ack path alone)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_", "REDIS_"))}
+    env.update(
+        DATA_DIR=str(folder / "var"),
+        PORT=str(port),
+        HOST="127.0.0.1",
+        FACEBOOK_APP_SECRET=APP_SECRET,
+        FACEBOOK_VERIFY_TOKEN="bench-verify-token",
+        FACEBOOK_PAGE_ID=PAGE_ID,
+        SERVE_WORKER="false",
+        LOG_LEVEL="WARNING",
+    )
+    return env
+
+
 def wait_ready(url: str, process: subprocess.Popen[bytes], within: float = 60) -> None:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
@@ -249,18 +269,7 @@ def main(argv: list[str] | None = None) -> None:
 
         # (a) loyalty serve with the Messenger webhook
         ours_port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_", "REDIS_"))}
-        env.update(
-            DATA_DIR=str(folder / "var"),
-            PORT=str(ours_port),
-            HOST="127.0.0.1",
-            FACEBOOK_APP_SECRET=APP_SECRET,
-            FACEBOOK_VERIFY_TOKEN="bench-verify-token",
-            FACEBOOK_PAGE_ID=PAGE_ID,
-            SERVE_WORKER="false",
-            LOG_LEVEL="WARNING",
-        )
-        ours = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], env=env, cwd=folder)
+        ours = subprocess.Popen(SERVE, env=serve_env(folder, ours_port), cwd=folder)
         try:
             wait_ready(f"http://127.0.0.1:{ours_port}/readyz", ours)
             # the warm-up uses the last quarter of the deliveries, the measure starts at the first
