@@ -34,7 +34,7 @@ HOST = "127.0.0.1"
 def count(command: list[str], env: dict[str, str], port: int, folder: Path, *, seconds: int) -> float:
     """Instructions per request of ``command`` (a server on ``port``) over a ``seconds`` wrk run."""
     bodies, script = folder / "bodies.tsv", folder / "signed.lua"
-    out = folder / f"callgrind.{port}"
+    out = folder / f"callgrind.{port}.out"  # its dumps: this name, and this name with .1, .2... after it
     vgdb = str(folder / "vgdb")
     # valgrind names its control pipes after $HOST, which `loyalty serve` also reads: the same on both ends
     control = {**env, "HOST": HOST}
@@ -47,7 +47,7 @@ def count(command: list[str], env: dict[str, str], port: int, folder: Path, *, s
             f"--callgrind-out-file={out}",
             *command,
         ],
-        env={**env, "HOST": HOST},
+        env=control,
         cwd=folder,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -62,7 +62,7 @@ def count(command: list[str], env: dict[str, str], port: int, folder: Path, *, s
     finally:
         stop(process)
     total = 0
-    for dump in folder.glob(f"callgrind.{port}*"):
+    for dump in folder.glob(f"{out.name}*"):
         match = re.search(r"^totals: (\d+)", dump.read_text(errors="replace"), re.MULTILINE)
         total += int(match.group(1)) if match else 0
     return total / max(requests, 1)
