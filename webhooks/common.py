@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Sequence
-from typing import Any, Final, NamedTuple, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
+import msgspec
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
@@ -42,7 +43,7 @@ class Counters:
         return self.values.get(counter_key(name, **labels), 0)
 
 
-class Prepared(NamedTuple):
+class Prepared(msgspec.Struct, frozen=True, gc=False):
     """An update checked on the ack path but not built: who and which event, and the update as the JSON
     object :data:`bot.UPDATE_ADAPTER` reads (``kind``, the identity fields, ``timestamp`` in ISO 8601,
     ``raw`` and the kind's fields). The worker builds the model from that JSON, as for every queued update.
@@ -50,6 +51,9 @@ class Prepared(NamedTuple):
     Whoever prepares one guarantees the model can be built from it: its input passed a validation at
     least as strict as the update's fields (lengths, types), so an acknowledged event is never refused
     later. This skips building and serialising a pydantic model per event on the path that must answer.
+
+    A msgspec ``Struct`` (built in C: a fifth of a ``NamedTuple``'s instructions, one per event on the
+    ack path); it holds only strings and bytes, so it needs no GC tracking.
     """
 
     channel: str
