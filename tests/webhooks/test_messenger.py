@@ -31,7 +31,7 @@ from storage.queue import EventQueue
 from webhooks.common import COUNTERS
 from webhooks.messenger import CONFIG, PATH, MessengerWebhookConfig, register
 from webhooks.messenger.events import ALL_EVENT_TYPES, EVENT_MAP, IGNORED_EVENTS, WEBHOOK_FIELDS, kind_of
-from webhooks.messenger.view import hmac_sha256
+from webhooks.messenger.view import hmac_sha256, signature_problem
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[web.Request, web.Application]]]
 Client = TestClient[web.Request, web.Application]
@@ -488,6 +488,26 @@ async def test_a_bad_signature_is_401_and_nothing_is_queued(
     assert (await response.json())["error"]["code"] == "invalid_signature"
     assert await queued(client) == []
     assert counter(client, "webhook_signature_failures_total", reason=reason) == 1
+
+
+_BODY = b'{"object":"page","entry":[]}'
+_DIGEST = hmac.new(APP_SECRET.encode(), _BODY, hashlib.sha256).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("_case", "header", "problem"),
+    [
+        ("Meta's form: lowercase hex", "sha256=" + _DIGEST, None),
+        ("uppercase hex", "sha256=" + _DIGEST.upper(), None),
+        ("surrounding spaces", f" sha256={_DIGEST} ", None),
+        ("one digit changed", "sha256=" + _DIGEST[:-1] + ("0" if _DIGEST[-1] != "0" else "1"), "mismatch"),
+        ("non-ASCII at the right length", "sha256=" + _DIGEST[:-1] + "é", "malformed"),
+        ("another prefix at the right length", "sha512=" + _DIGEST, "malformed"),
+    ],
+)
+def test_signature_forms(_case: str, header: str, problem: str | None) -> None:
+    # the usual form is compared as text, every other form through the regex: both must agree
+    assert signature_problem(APP_SECRET, _BODY, header, None) == problem
 
 
 async def test_no_signature_header_is_401(client: Client) -> None:

@@ -35,6 +35,7 @@ LEGACY_SIGNATURE_HEADER: Final = "X-Hub-Signature"  # sha1; older docs only, nev
 # The doc calls hub.challenge "an int"; digits only, so nothing else is ever echoed back.
 _CHALLENGE: Final = re.compile(r"[0-9]{1,64}")
 _SIGNATURE: Final = re.compile(r"sha256=([0-9a-fA-F]{64})")
+_SIGNED_LENGTH: Final = len("sha256=") + 64
 
 CONFIG: Final = web.AppKey("messenger_webhook_config", MessengerWebhookConfig)
 
@@ -70,6 +71,15 @@ def signature_problem(app_secret: str, body: bytes, header: str | None, legacy: 
     """
     if header is None:
         return "legacy_only" if legacy is not None else "missing"
+    # Meta's own form first ("sha256=" and 64 lowercase hex digits), compared as text: no regex, no
+    # bytes.fromhex (~0.5 µs a request). Anything else, a mismatch included, is classified below.
+    if (
+        len(header) == _SIGNED_LENGTH
+        and header.startswith("sha256=")
+        and header.isascii()
+        and hmac.compare_digest(hmac_sha256(app_secret, body).hex(), header[7:])
+    ):
+        return None
     match = _SIGNATURE.fullmatch(header.strip())
     if match is None:
         return "malformed"
