@@ -4,16 +4,21 @@
     verify the signature, validate, dedupe and append to the Redis Stream (coalesced Lua calls), 200.
     It runs with ``SERVE_WORKER=false`` so the figure is the ack path alone (production runs web and
     worker processes apart; the worker's rate is in ``bench.queue``).
-(b) a bare aiohttp app in the same run, on the same loop, that reads the body and answers 200.
+(b) a bare aiohttp app in the same run, on the same kind of loop, that reads the body and answers 200.
 
 The load generator is wrk (Debian's ``wrk``: ``make bench`` installs it when missing) with a Lua
-script that cycles through pre-signed deliveries, each with its own message id, so every request is a
-new event that must be queued. Both servers get the same connections and duration.
+script that cycles through pre-signed deliveries, each with its own message id (a new set each round),
+so every request is a new event that must be queued. Both servers get the same connections and duration.
 
-Besides req/s (noisy on a shared machine: wrk, the server and Redis share the cores with whatever else
-runs), each row reports the server's CPU time per request: utime + stime of the server process (and, for
-ours, of its embedded Redis) from ``/proc/<pid>/stat`` over the measured run, divided by the requests
-wrk completed. That figure barely moves with the machine's load.
+Both servers stay up for the whole run and take turns: each round measures one, then the other (the
+order alternating from round to round), and the ratio reported is the median of the rounds' ratios. On
+a shared machine the speed of both drifts by up to 2x within minutes; a pair of runs seconds apart sees
+the same machine, where two long runs one after the other did not (a single pair moved the ratio by
+±0.15 from one run to the next).
+
+Besides req/s, each row reports the server's CPU time per request: utime + stime of the server process
+(and, for ours, of its embedded Redis) from ``/proc/<pid>/stat`` over the measured run, divided by the
+requests wrk completed.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -86,7 +92,9 @@ WRK_SCRIPT = textwrap.dedent(
 )
 
 
-def signed_bodies(count: int) -> str:
+def signed_bodies(count: int, tag: str = "") -> str:
+    """``count`` signed deliveries, a line each (``signature<TAB>body``), their message ids made unique
+    by the time and ``tag``."""
     lines = []
     now = int(time.time() * 1000)
     for n in range(count):
@@ -102,7 +110,7 @@ def signed_bodies(count: int) -> str:
                                 "sender": {"id": f"2400000000{n % 5000:07d}"},
                                 "recipient": {"id": PAGE_ID},
                                 "timestamp": now,
-                                "message": {"mid": f"m_bench_{now}_{n}", "text": "điểm của tôi"},
+                                "message": {"mid": f"m_bench_{now}{tag}_{n}", "text": "điểm của tôi"},
                             }
                         ],
                     }
@@ -233,9 +241,10 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=5, help="each measured wrk run")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of one run of each server")
     parser.add_argument(
-        "--bodies", type=int, default=200_000, help="distinct signed deliveries to cycle through"
+        "--bodies", type=int, default=150_000, help="distinct signed deliveries a round cycles through"
     )
     args = parser.parse_args(argv or [])
     if shutil.which("wrk") is None:
@@ -249,59 +258,108 @@ def main(argv: list[str] | None = None) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        bodies = folder / "bodies.tsv"
-        bodies.write_text(signed_bodies(args.bodies), encoding="utf-8")
         script = folder / "signed.lua"
         script.write_text(WRK_SCRIPT)
         (folder / "bare.py").write_text(BARE_APP)
-
-        # (b) the bare endpoint
-        bare_port = free_port()
+        bare_port, ours_port = free_port(), free_port()
         bare = subprocess.Popen([sys.executable, str(folder / "bare.py"), str(bare_port)])
-        try:
-            wait_ready(f"http://127.0.0.1:{bare_port}/readyz", bare)
-            run_wrk(bare_port, bodies, script, connections=args.connections, seconds=2)  # warm-up
-            bare_run = measure(
-                bare.pid, bare_port, bodies, script, connections=args.connections, seconds=args.seconds
-            )
-        finally:
-            stop(bare)
-
-        # (a) loyalty serve with the Messenger webhook
-        ours_port = free_port()
         ours = subprocess.Popen(SERVE, env=serve_env(folder, ours_port), cwd=folder)
         try:
+            wait_ready(f"http://127.0.0.1:{bare_port}/readyz", bare)
             wait_ready(f"http://127.0.0.1:{ours_port}/readyz", ours)
-            # the warm-up uses the last quarter of the deliveries, the measure starts at the first
-            run_wrk(
-                ours_port,
-                bodies,
+            rounds = measure_rounds(
+                {"bare": (bare.pid, bare_port), "ours": (ours.pid, ours_port)},
+                folder,
                 script,
                 connections=args.connections,
-                seconds=2,
-                offset=args.bodies * 3 // 4,
-            )
-            ours_run = measure(
-                ours.pid, ours_port, bodies, script, connections=args.connections, seconds=args.seconds
+                seconds=args.seconds,
+                rounds=args.rounds,
+                bodies=args.bodies,
             )
         finally:
             stop(ours)
+            stop(bare)
 
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     print(
-        f"loop: {loop_name}; wrk: 1 thread, {args.connections} connections, {args.seconds}s each; load {load}"
+        f"loop: {loop_name}; wrk: 1 thread, {args.connections} connections, {args.seconds}s a run, "
+        f"{args.rounds} rounds; load {load}"
     )
+    report(rounds, {"bare": "bare aiohttp (read body, 200)", "ours": "loyalty serve (verify+queue, 200)"})
+
+
+def measure_rounds(
+    servers: dict[str, tuple[int, int]],
+    folder: Path,
+    script: Path,
+    *,
+    connections: int,
+    seconds: int,
+    rounds: int,
+    bodies: int,
+) -> list[dict[str, Run]]:
+    """``rounds`` rounds of one wrk run per server (``name: (pid, port)``), the order reversed every
+    other round, each round with new deliveries; each server is warmed up first."""
+    names = list(servers)
+    warm = folder / "warm.tsv"
+    warm.write_text(signed_bodies(bodies // 4, tag="w"), encoding="utf-8")
+    for pid, port in servers.values():
+        measure(pid, port, warm, script, connections=connections, seconds=2)
+    results: list[dict[str, Run]] = []
+    for number in range(rounds):
+        deliveries = folder / "round.tsv"
+        deliveries.write_text(signed_bodies(bodies, tag=f"r{number}"), encoding="utf-8")
+        order = names if number % 2 == 0 else names[::-1]
+        runs = {
+            name: measure(*servers[name], deliveries, script, connections=connections, seconds=seconds)
+            for name in order
+        }
+        if max(run.requests for run in runs.values()) > bodies:
+            print(f"round {number}: more requests than deliveries (--bodies): some were duplicates")
+        results.append({name: runs[name] for name in names})
+    return results
+
+
+def report(rounds: list[dict[str, Run]], labels: dict[str, str]) -> None:
+    """Each round's runs, the medians, and the last lines: the median of the rounds' ratios of the
+    second server to the first (``ratio_vs_bare_aiohttp``) and of their CPU time a request."""
+    first, second = list(labels)
     row = "{:<34}{:9,.0f} req/s   p50 {:6.2f} ms   p99 {:6.2f} ms   server CPU {:6.1f} us/req"
-    for name, run in (
-        ("bare aiohttp (read body, 200)", bare_run),
-        ("loyalty serve (verify+queue, 200)", ours_run),
-    ):
-        line = row.format(name, run.rate, run.p50, run.p99, run.cpu_us)
+
+    def line(name: str, run: Run) -> str:
+        text = row.format(labels[name], run.rate, run.p50, run.p99, run.cpu_us)
         if run.redis_cpu_us == run.redis_cpu_us:  # not nan
-            line += f" (+ Redis {run.redis_cpu_us:.1f})"
-        print(line)
-    print(f"cpu_per_request_vs_bare_aiohttp={ours_run.cpu_us / bare_run.cpu_us:.2f}")
-    print(f"ratio_vs_bare_aiohttp={ours_run.rate / bare_run.rate:.2f}")
+            text += f" (+ Redis {run.redis_cpu_us:.1f})"
+        return text
+
+    for number, runs in enumerate(rounds):
+        ratio = runs[second].rate / runs[first].rate
+        print(f"round {number}: ratio {ratio:.2f}")
+        for name in labels:
+            print("  " + line(name, runs[name]))
+    print("median of the rounds:")
+    for name in labels:
+        runs = [r[name] for r in rounds]
+        print(
+            "  "
+            + line(
+                name,
+                Run(
+                    statistics.median(run.rate for run in runs),
+                    statistics.median(run.p50 for run in runs),
+                    statistics.median(run.p99 for run in runs),
+                    sum(run.requests for run in runs),
+                    statistics.median(run.cpu_us for run in runs),
+                    statistics.median(run.redis_cpu_us for run in runs),
+                ),
+            )
+        )
+    worst_p99 = max(r[second].p99 for r in rounds)
+    print(f"{labels[second]}: worst p99 of the rounds {worst_p99:.2f} ms")
+    ratios = [r[second].rate / r[first].rate for r in rounds]
+    cpu = [r[second].cpu_us / r[first].cpu_us for r in rounds]
+    print(f"cpu_per_request_vs_bare_aiohttp={statistics.median(cpu):.2f}")
+    print(f"ratio_vs_bare_aiohttp={statistics.median(ratios):.2f}")
 
 
 if __name__ == "__main__":
