@@ -38,8 +38,11 @@ import tempfile
 import textwrap
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
+
+import redis
 
 from app.embedded import free_port
 from bench import cpu_seconds, descendants
@@ -168,6 +171,29 @@ def redis_server(pid: int) -> int | None:
     return None
 
 
+def empty_queue(pid: int) -> None:
+    """Empty the embedded Redis of ``loyalty serve`` (``pid``) and compact its append-only file, as a
+    worker keeping up with the queue would keep it, so that every round starts from the same state.
+
+    The serve process runs without its worker here: the stream would grow by ~75,000 entries a round,
+    and at some point Redis would rewrite its append-only file in the background (a forked child copying
+    the whole dataset) during whichever round that happened to be.
+    """
+    redis_pid = redis_server(pid)
+    if redis_pid is None:
+        raise SystemExit("the embedded Redis of loyalty serve was not found")
+    address = Path(f"/proc/{redis_pid}/cmdline").read_bytes().split(b"\0")[0].rsplit(b" ", 1)[-1]
+    host, _, port = address.decode().rpartition(":")
+    client = redis.Redis(host=host, port=int(port))
+    try:
+        client.flushall()
+        client.bgrewriteaof()
+        while client.info("persistence")["aof_rewrite_in_progress"]:
+            time.sleep(0.1)
+    finally:
+        client.close()
+
+
 class Run(NamedTuple):
     rate: float
     p50: float
@@ -275,6 +301,7 @@ def main(argv: list[str] | None = None) -> None:
                 seconds=args.seconds,
                 rounds=args.rounds,
                 bodies=args.bodies,
+                between=lambda: empty_queue(ours.pid),
             )
         finally:
             stop(ours)
@@ -297,9 +324,11 @@ def measure_rounds(
     seconds: int,
     rounds: int,
     bodies: int,
+    between: Callable[[], None] = lambda: None,
 ) -> list[dict[str, Run]]:
     """``rounds`` rounds of one wrk run per server (``name: (pid, port)``), the order reversed every
-    other round, each round with new deliveries; each server is warmed up first."""
+    other round, each round with new deliveries; each server is warmed up first, and ``between`` runs
+    before each round."""
     names = list(servers)
     warm = folder / "warm.tsv"
     warm.write_text(signed_bodies(bodies // 4, tag="w"), encoding="utf-8")
@@ -309,6 +338,7 @@ def measure_rounds(
     for number in range(rounds):
         deliveries = folder / "round.tsv"
         deliveries.write_text(signed_bodies(bodies, tag=f"r{number}"), encoding="utf-8")
+        between()
         order = names if number % 2 == 0 else names[::-1]
         runs = {
             name: measure(*servers[name], deliveries, script, connections=connections, seconds=seconds)
@@ -339,18 +369,18 @@ def report(rounds: list[dict[str, Run]], labels: dict[str, str]) -> None:
             print("  " + line(name, runs[name]))
     print("median of the rounds:")
     for name in labels:
-        runs = [r[name] for r in rounds]
+        of_name = [r[name] for r in rounds]
         print(
             "  "
             + line(
                 name,
                 Run(
-                    statistics.median(run.rate for run in runs),
-                    statistics.median(run.p50 for run in runs),
-                    statistics.median(run.p99 for run in runs),
-                    sum(run.requests for run in runs),
-                    statistics.median(run.cpu_us for run in runs),
-                    statistics.median(run.redis_cpu_us for run in runs),
+                    statistics.median(run.rate for run in of_name),
+                    statistics.median(run.p50 for run in of_name),
+                    statistics.median(run.p99 for run in of_name),
+                    sum(run.requests for run in of_name),
+                    statistics.median(run.cpu_us for run in of_name),
+                    statistics.median(run.redis_cpu_us for run in of_name),
                 ),
             )
         )
