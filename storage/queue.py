@@ -327,8 +327,9 @@ class CoalescingPublisher:
     on a connection of the publisher's own, a :class:`~storage.redis_pipe.RedisPipe`: a call's reply is
     handled in the loop's I/O callback that receives it, which answers the call's callers and writes the
     next call at once (a reply read by a coroutine waits behind every callback already queued: about a
-    millisecond under load, which cost the webhook a fifth of its throughput). One call at a time, so
-    events reach the stream in the order they were submitted. :meth:`aclose` closes the connection.
+    millisecond under load, a tenth of the webhook's throughput, see bench/README.md). One call at a
+    time, so events reach the stream in the order they were submitted. :meth:`aclose` closes the
+    connection.
 
     Failures: a call that gets no reply within the pool's socket timeout fails its callers and its
     connection is closed (a late reply is never read as the next call's); a connection lost during a
@@ -463,6 +464,8 @@ class CoalescingPublisher:
             self._pipe = None
         elif isinstance(reply, Exception):
             _fail(call.waiters, call.size, reply)
+        elif not isinstance(reply, list) or len(reply) != call.size:  # not the script's answer
+            _fail(call.waiters, call.size, QueueError(f"unexpected reply from Redis: {reply!r:.100}"))
         else:
             start = 0
             for future, size in call.waiters:
