@@ -6,11 +6,12 @@ posted to a real app; what was queued is read back from the real queue.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hashlib
 import hmac
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -657,6 +658,36 @@ async def test_a_body_over_1_mib_is_413(client: Client) -> None:
     body = encode({"object": "page", "entry": [], "padding": "x" * (1024 * 1024)})
 
     response = await post(client, body)
+
+    assert response.status == 413
+    assert await queued(client) == []
+
+
+async def pieces(body: bytes, size: int) -> AsyncIterator[bytes]:
+    """``body`` sent chunked, ``size`` bytes at a time, the loop turning between pieces (the server's
+    handler starts before the body has arrived whole)."""
+    for start in range(0, len(body), size):
+        await asyncio.sleep(0.005)
+        yield body[start : start + size]
+
+
+async def test_a_delivery_arriving_in_pieces_is_read_whole(client: Client) -> None:
+    body = fixture_bytes("messages__text")
+    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(body)}
+
+    response = await client.post(PATH, data=pieces(body, 40), headers=headers)
+
+    assert response.status == 200
+    assert [update.event_id for update in await queued(client)] == [
+        fixture("messages__text")["entry"][0]["messaging"][0]["message"]["mid"]
+    ]
+
+
+async def test_a_body_over_1_mib_arriving_in_pieces_is_413(client: Client) -> None:
+    body = encode({"object": "page", "entry": [], "padding": "x" * (1024 * 1024)})
+    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(body)}
+
+    response = await client.post(PATH, data=pieces(body, 256 * 1024), headers=headers)
 
     assert response.status == 413
     assert await queued(client) == []

@@ -29,7 +29,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from bot.timeutil import from_millis
-from webhooks.common import COUNTERS, ApiError, Counters, enqueue
+from webhooks.common import COUNTERS, ApiError, Counters, enqueue, read_body
 from webhooks.zalo.config import CLOCK, CONFIG, ZaloWebhookConfig
 from webhooks.zalo.events import EVENT_MAP, IGNORED_EVENTS, parse_event
 from webhooks.zalo.fields import MalformedEvent, parse_epoch_ms
@@ -103,7 +103,7 @@ async def receive(request: web.Request) -> web.Response:
     app = request.app
     config = app[CONFIG]
     counters = app[COUNTERS]
-    body = await request.read()
+    body = await read_body(request)
     event, timestamp, ms = _envelope(body, counters)
 
     if not signature_matches(request.headers.get(SIGNATURE_HEADER), expected_mac(config, body, timestamp)):
