@@ -59,17 +59,11 @@ class QueuedUpdates:
 
     def submit(self, prepared: Sequence[Prepared]) -> asyncio.Future[list[str | None]]:
         encode = self.queue.encode
-        return self.publisher.submit(
-            [
-                encode(
-                    CHAT_UPDATE,
-                    f"{p.channel}:{p.account_id}:{p.user_id}",
-                    p.json,
-                    f"{p.channel}:{p.account_id}:{p.event_id}",
-                )
-                for p in prepared
-            ]
-        )
+        encoded = []
+        for p in prepared:  # (a loop, not a comprehension: on 3.11 that is a function call more)
+            account = f"{p.channel}:{p.account_id}:"
+            encoded.append(encode(CHAT_UPDATE, account + p.user_id, p.json, account + p.event_id))
+        return self.publisher.submit(encoded)
 
     async def publish(self, updates: Sequence[BaseUpdate]) -> list[bool]:
         # the channel is a StrEnum, so it is its own value; the model's serializer is called directly,

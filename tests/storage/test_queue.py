@@ -230,7 +230,10 @@ async def test_encoded_events_are_read_back_as_published(redis: Redis) -> None:
         "zalo:oa:u1",
         {"text": "điểm"},
     )
+    # when it was queued: the entry id's milliseconds (Redis's clock), not a field of the event
+    assert delivery.enqueued_at_ms == int(entry.split("-")[0])
     assert abs(delivery.enqueued_at_ms - time.time() * 1000) < 60_000
+    assert set(delivery.raw) == {"kind", "key", "data"}
 
 
 async def test_one_callers_events_are_answered_together_and_never_split(redis: Redis) -> None:
