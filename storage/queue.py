@@ -478,11 +478,9 @@ class CoalescingPublisher:
             _fail(call.waiters, call.size, QueueError(f"unexpected reply from Redis: {reply!r:.100}"))
         else:
             start = 0
-            for future, size in call.waiters:
+            for future, size in call.waiters:  # (the pipe decodes: an entry id is a str, a duplicate None)
                 if not future.done():
-                    future.set_result(
-                        [entry.decode() if entry else None for entry in reply[start : start + size]]
-                    )
+                    future.set_result(reply[start : start + size])
                 start += size
         self._pump()
 

@@ -25,9 +25,9 @@ from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocket
 from redis.credentials import UsernamePasswordCredentialProvider
 from redis.exceptions import ResponseError
 
-#: What a callback receives: the reply (bytes, an int, None, a list of those), the error Redis answered
-#: (:class:`~redis.exceptions.ResponseError`), or a :class:`ConnectionError` when the connection was
-#: lost before the reply came (the command may or may not have run).
+#: What a callback receives: the reply (a str, decoded as UTF-8; an int, None, a list of those), the error
+#: Redis answered (:class:`~redis.exceptions.ResponseError`), or a :class:`ConnectionError` when the
+#: connection was lost before the reply came (the command may or may not have run).
 Reply = Any
 Callback = Callable[[Reply], None]
 
@@ -52,7 +52,8 @@ class RedisPipe(asyncio.Protocol):
     """
 
     def __init__(self) -> None:
-        self._reader = hiredis.Reader(replyError=ResponseError)
+        # strings decoded by hiredis, in C: the publisher's callers get the entry ids as str
+        self._reader = hiredis.Reader(replyError=ResponseError, encoding="utf-8")
         self._callbacks: deque[Callback] = deque()
         self._transport: asyncio.Transport | None = None
         self._lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
