@@ -193,16 +193,17 @@ _LONG_RUN: Final = b"0" * 200
 # makes of the same item; ``tests/webhooks/test_messenger_fast.py`` holds both paths to that.
 
 
-class _TextParty(msgspec.Struct, forbid_unknown_fields=True):
+# (gc=False: these hold strings, ints and each other, never a cycle; the collector need not track them)
+class _TextParty(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     id: Id
 
 
-class _TextMessage(msgspec.Struct, forbid_unknown_fields=True):
+class _TextMessage(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     mid: Mid
     text: Annotated[str, msgspec.Meta(max_length=MAX_TEXT_LENGTH)]  # longer: cut and logged, elsewhere
 
 
-class _TextItem(msgspec.Struct, forbid_unknown_fields=True):
+class _TextItem(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     sender: _TextParty
     recipient: _TextParty
     timestamp: Millis
@@ -220,6 +221,20 @@ class _TextBody(msgspec.Struct, forbid_unknown_fields=True):
     entry: list[_TextEntry]
 
 
+class _TextUpdate(msgspec.Struct, gc=False):
+    """A text message's update, as :func:`~webhooks.messenger.events.parse_message` writes it: the same
+    keys in the same order (a ``Struct`` is built and encoded in C, a dict key by key)."""
+
+    kind: str
+    channel: str
+    account_id: str
+    user_id: str
+    event_id: str
+    timestamp: str
+    raw: _TextItem  # every field of the item is known: encoded again, it is the same JSON
+    text: str
+
+
 _TEXT_BODY: Final = msgspec.json.Decoder(_TextBody)
 _MESSAGE: Final = UpdateKind.MESSAGE.value
 
@@ -235,37 +250,29 @@ def _texts(body: bytes, *, oldest: int, page_id: str | None) -> Batch | None:
         data = _TEXT_BODY.decode(body)
     except (msgspec.DecodeError, RecursionError):  # msgspec.ValidationError is a DecodeError
         return None
-    # Every id is at least one character (msgspec checked), so all are opaque when their concatenation
-    # is: one check instead of four an item. (No entry at all: "" is not, and the general path answers.)
-    ids = []
-    items = []
-    for entry in data.entry:
-        ids.append(entry.id)
-        for item in entry.messaging:
-            ids += (item.sender.id, item.recipient.id, item.message.mid)
-            items.append(item)
-    if not is_opaque("".join(ids)):
-        return None
+    if not data.entry:
+        return None  # the general path answers
     batch = Batch()
-    for item in items:
-        account_id, millis = item.recipient.id, item.timestamp
-        if page_id is not None and account_id != page_id:
-            _bump(batch.ignored, "other_page")
-        elif millis < oldest:
-            _bump(batch.stale, "message")
-        else:
-            user_id, mid = item.sender.id, item.message.mid
-            update = {
-                "kind": _MESSAGE,
-                "channel": _CHANNEL,
-                "account_id": account_id,
-                "user_id": user_id,
-                "event_id": mid,
-                "timestamp": iso_millis(millis),
-                "raw": item,  # every field of the item is known: encoded again, it is the same JSON
-                "text": item.message.text,
-            }
-            batch.updates.append(Prepared(_CHANNEL, account_id, user_id, mid, _ENCODER.encode(update)))
+    updates = batch.updates
+    for entry in data.entry:
+        for item in entry.messaging:
+            account_id, user_id, mid = item.recipient.id, item.sender.id, item.message.mid
+            # every id is at least one character (msgspec checked): all four are opaque when their
+            # concatenation is, one check instead of four
+            if not is_opaque(entry.id + account_id + user_id + mid):
+                return None  # (nothing was counted or logged yet: the general path starts afresh)
+            millis = item.timestamp
+            if page_id is not None and account_id != page_id:
+                _bump(batch.ignored, "other_page")
+            elif millis < oldest:
+                _bump(batch.stale, "message")
+            else:
+                update = _TextUpdate(
+                    _MESSAGE, _CHANNEL, account_id, user_id, mid, iso_millis(millis), item, item.message.text
+                )
+                updates.append(Prepared(_CHANNEL, account_id, user_id, mid, _ENCODER.encode(update)))
+        if not entry.messaging and not is_opaque(entry.id):
+            return None
     return batch
 
 
