@@ -8,7 +8,9 @@ bounded so the whole run stays well under two minutes.
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import inspect
 import socket
 import threading
 import uuid
@@ -21,8 +23,11 @@ import requests
 import schemathesis
 from aiohttp import web
 from hypothesis import HealthCheck, given, settings
+from hypothesis.internal import lambda_sources
 from pydantic import SecretStr
 from schemathesis.checks import not_a_server_error
+from schemathesis.generation.jsonschema import strategy as jsonschema_strategies
+from schemathesis.specs.openapi import formats as format_strategies
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -109,10 +114,32 @@ class ThreadedApp:
         self.loop.close()
 
 
+def parse_lambda_sources_now() -> None:
+    """Parse, now, the modules whose lambdas Hypothesis describes while it draws this test's examples.
+
+    Hypothesis names a lambda by parsing its module's source (``ast.parse``, once per module, cached);
+    for schemathesis's strategies that happens about 90 frames deep inside a draw, on 25-90 KB of source.
+    CPython 3.11 counts the AST converter's recursion in interpreter-wide state, so a parse in another
+    thread meanwhile (the app's thread: 3.11's tracebacks parse the failing line to draw their carets)
+    can make that parse raise ``SystemError: AST constructor recursion depth mismatch``, which
+    Hypothesis reports as a flaky failure (seen in CI, one run in a few). Parsed here, in the main
+    thread before the app's thread starts, they are in Hypothesis's cache and nothing that long is
+    parsed during the run. Hypothesis internals: if they move, this does nothing and the test still runs.
+    """
+    cache = getattr(lambda_sources, "AST_LAMBDAS_CACHE", None)
+    extract = getattr(lambda_sources, "extract_all_lambdas", None)
+    if cache is None or extract is None:
+        return
+    for module in (jsonschema_strategies, format_strategies):
+        lines = tuple(inspect.findsource(module)[0])  # the key Hypothesis uses: the file's lines
+        cache[lines] = extract(ast.parse("".join(lines)))
+
+
 @pytest.fixture(scope="module")
 def running(
     mongo_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ThreadedApp]:
+    parse_lambda_sources_now()
     with ThreadedApp(mongo_url, redis_url, str(tmp_path_factory.mktemp("schemathesis"))) as app:
         yield app
 
