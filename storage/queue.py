@@ -28,7 +28,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
-from storage.redis_pipe import RedisPipe, open_pipe
+from storage.redis_pipe import RedisPipe, bulk, open_pipe
 
 DEFAULT_STREAM: Final = "events:inbound"
 DEFAULT_GROUP: Final = "workers"
@@ -64,11 +64,6 @@ end
 return result
 """
 _PUBLISH_SHA: Final = hashlib.sha1(_PUBLISH.encode()).hexdigest().encode()  # noqa: S324 - Redis names scripts so
-
-
-def _bulk(value: bytes) -> bytes:
-    """One argument as a RESP bulk string."""
-    return b"$%d\r\n%s\r\n" % (len(value), value)
 
 
 class QueueError(Exception):
@@ -140,7 +135,7 @@ class EventQueue:
         )
         if head.isascii():  # the usual case: then lengths in characters are lengths in bytes
             return head.encode() + data + b"\r\n"
-        return b"".join((*(_bulk(text.encode()) for text in (dedupe, key, kind)), _bulk(data)))
+        return b"".join((*(bulk(text.encode()) for text in (dedupe, key, kind)), bulk(data)))
 
     def encode_event(self, event: Event) -> bytes:
         data = event.data
@@ -174,13 +169,13 @@ class EventQueue:
     def publish_command(self, encoded: Sequence[bytes], *, load: bool = False) -> bytes:
         """The publishing script's call for events made by :meth:`encode`, packed: ``EVALSHA``, or
         ``EVAL`` with the script's text when ``load`` (Redis does not know the script)."""
-        script = _bulk(_PUBLISH.encode()) if load else b"$40\r\n%s\r\n" % _PUBLISH_SHA
+        script = bulk(_PUBLISH.encode()) if load else b"$40\r\n%s\r\n" % _PUBLISH_SHA
         head = b"*%d\r\n%s%s$1\r\n1\r\n%s%s" % (
             5 + 4 * len(encoded),
             b"$4\r\nEVAL\r\n" if load else b"$7\r\nEVALSHA\r\n",
             script,
-            _bulk(self.stream.encode()),
-            _bulk(b"%d" % self.dedupe_ttl),
+            bulk(self.stream.encode()),
+            bulk(b"%d" % self.dedupe_ttl),
         )
         return b"".join((head, *encoded))
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Final, cast
+from typing import Any, cast
 
 import hiredis
 from redis.asyncio import ConnectionPool
@@ -31,16 +31,17 @@ from redis.exceptions import ResponseError
 Reply = Any
 Callback = Callable[[Reply], None]
 
-_CRLF: Final = b"\r\n"
+
+def bulk(value: bytes) -> bytes:
+    """One argument in the Redis protocol (a bulk string)."""
+    return b"$%d\r\n%s\r\n" % (len(value), value)
 
 
 def pack(*args: bytes | str | int) -> bytes:
     """A command in the Redis protocol (an array of bulk strings)."""
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        value = arg if isinstance(arg, bytes) else str(arg).encode()
-        parts += (b"$%d\r\n" % len(value), value, _CRLF)
-    return b"".join(parts)
+    return b"*%d\r\n" % len(args) + b"".join(
+        bulk(arg if isinstance(arg, bytes) else str(arg).encode()) for arg in args
+    )
 
 
 class RedisPipe(asyncio.Protocol):
