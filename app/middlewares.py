@@ -81,7 +81,7 @@ def request_context(handler: Handler) -> Callable[[web.Request], Coroutine[Any, 
     async def handle(request: web.Request) -> web.StreamResponse:
         incoming = request.headers.get(REQUEST_ID_HEADER)
         if incoming is None or not _VALID_REQUEST_ID.match(incoming):
-            incoming = f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"  # new_request_id(), one call less
+            incoming = new_request_id()
         token = request_id_var.set(incoming)
         try:
             response = await handler(request)

@@ -159,16 +159,13 @@ def queue_failure(app: web.Application, count: int, error: Exception, *, source:
 
 
 def count_queued(app: web.Application, results: Sequence[str | None], *, source: str) -> int:
-    """Count what :meth:`PreparedSink.submit` answered (new or duplicate); return how many were new.
-
-    (Once per delivery on the ack path: the counters' dict is updated here directly.)"""
+    """Count what :meth:`PreparedSink.submit` answered (new or duplicate); return how many were new."""
     duplicates = results.count(None)
-    new = len(results) - duplicates
-    queued, duplicate = _OUTCOME_KEYS.get(source) or _outcome_keys(source)
-    values = app[COUNTERS].values
-    values[queued] = values.get(queued, 0) + new
-    values[duplicate] = values.get(duplicate, 0) + duplicates
-    return new
+    queued, duplicate = _outcome_keys(source)
+    counters = app[COUNTERS]
+    counters.add(queued, len(results) - duplicates)
+    counters.add(duplicate, duplicates)
+    return len(results) - duplicates
 
 
 _OUTCOME_KEYS: dict[str, tuple[CounterKey, CounterKey]] = {}
