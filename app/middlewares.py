@@ -79,15 +79,15 @@ def request_context(handler: Handler) -> Callable[[web.Request], Coroutine[Any, 
     """
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        incoming = request.headers.get(REQUEST_ID_HEADER)
-        if incoming is None or not _VALID_REQUEST_ID.match(incoming):
-            incoming = new_request_id()
-        token = request_id_var.set(incoming)
+        request_id = request.headers.get(REQUEST_ID_HEADER)
+        if request_id is None or not _VALID_REQUEST_ID.match(request_id):
+            request_id = new_request_id()
+        token = request_id_var.set(request_id)
         try:
             response = await handler(request)
         except web.HTTPException as exc:
             if exc.status < 400:
-                exc.headers[REQUEST_ID_HEADER] = incoming
+                exc.headers[REQUEST_ID_HEADER] = request_id
                 raise  # redirects and the like pass through
             response = _http_error(exc)
         except Exception:
@@ -95,7 +95,7 @@ def request_context(handler: Handler) -> Callable[[web.Request], Coroutine[Any, 
             response = error_response(500, "internal_error", "internal server error")
         finally:
             request_id_var.reset(token)
-        response.headers[REQUEST_ID_HEADER] = incoming
+        response.headers[REQUEST_ID_HEADER] = request_id
         return response
 
     handle.__wrapped__ = handler  # type: ignore[attr-defined]
