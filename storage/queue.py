@@ -107,17 +107,14 @@ class EventQueue:
     group: str = DEFAULT_GROUP
     dedupe_ttl: int = DEDUPE_TTL_SECONDS
     _group_ready: bool = field(default=False, init=False)
-    _dedupe_prefix: str = field(default="", init=False, repr=False)
+    _dedupe_prefix: str = field(default="", init=False, repr=False)  # a dedupe key is this + the event's id
 
     def __post_init__(self) -> None:
-        self._dedupe_prefix = self._dedupe_key("")
+        self._dedupe_prefix = f"dedupe:{self.stream}:"
 
     @property
     def dead_letter_stream(self) -> str:
         return f"{self.stream}:dead"
-
-    def _dedupe_key(self, dedupe_id: str) -> str:
-        return f"dedupe:{self.stream}:{dedupe_id}"
 
     # ------------------------------------------------------------------ producing
     def encode(self, kind: str, key: str, data: bytes, dedupe_id: str | None = None) -> bytes:
